@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: GPL-2.0
+# Workbench for the PAGEMAP_SCAN / UFFD_FEATURE_WP_ASYNC Rust series.
+#
+#   make        install what is missing, fetch 7.3, apply patches/, build,
+#               boot the guest and run the demonstration
+#   make test   everything CI runs (.ci/run calls exactly this)
+#
+# Variables: CACHE (default ~/.cache/pagemap-rs: base tree, build dirs),
+# SIGNOFF (for 'make series'), JOBS.
+
+WB := workbench
+SIGNOFF ?= Series Sender <sender@example.invalid>
+export SIGNOFF
+ifdef CACHE
+export CACHE
+endif
+
+.PHONY: all deps base tree series build demo selftests kunit check check-files \
+	wbtest test clean-cache help
+
+all: deps tree build demo
+
+help:
+	@sed -n '2,10p' Makefile
+
+deps:
+	@$(WB)/deps.sh
+
+base: deps
+	@$(WB)/base.sh
+
+tree: base
+	@$(WB)/tree.sh
+
+series:
+	@$(WB)/series.sh
+
+build: tree
+	@$(WB)/build.sh
+
+demo: build
+	@$(WB)/guest.sh demo raw:pagemap_scan_demo=./pagemap_scan_demo
+
+# The upstream selftests, unmodified, from the tree under test.
+selftests: build
+	@$(WB)/guest.sh selftests --expect $(WB)/expect.txt \
+		pagemap_ioctl=./pagemap_ioctl uffd-unit-tests=./uffd-unit-tests
+
+kunit: tree
+	@$(WB)/kunit.sh
+
+check-files: tree
+	@$(WB)/added-files.sh check
+
+check: build
+	@$(WB)/check.sh
+
+# Tests of the workbench itself.
+wbtest: build
+	@$(WB)/wbtest.sh
+
+test: deps
+	@$(WB)/test.sh
+
+clean-cache:
+	rm -rf "$${CACHE:-$$HOME/.cache/pagemap-rs}"

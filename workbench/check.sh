@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Static checks of the series: checkpatch.pl --strict --codespell on every
+# patch, rustfmt, clippy (the guest build runs with CLIPPY=1) and rustdoc.
+# Expects 'make build' to have run on the current tree.
+. "$(dirname "$0")/lib.sh"
+
+fail=0
+cd "$TREE"
+mapfile -t series < <(find "$PATCHES" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
+for p in "${series[@]}"; do
+	out=$(scripts/checkpatch.pl --strict --codespell "$p" 2>&1 || true)
+	tot=$(echo "$out" | sed -n 's/^total: \([0-9]*\) errors, \([0-9]*\) warnings, \([0-9]*\) checks.*/\1 \2 \3/p')
+	if [ "$tot" != "0 0 0" ]; then
+		echo "$out" | grep -v '^$' >&2
+		log "checkpatch: $(basename "$p"): $tot (errors warnings checks)"
+		fail=1
+	fi
+done
+log "checkpatch --strict --codespell: ${#series[@]} patch(es) checked"
+
+if ! kmake "$BUILD" rustfmtcheck >"$BUILD/rustfmt.log" 2>&1; then
+	head -60 "$BUILD/rustfmt.log" >&2
+	log "rustfmtcheck failed"
+	fail=1
+else
+	log "rustfmtcheck clean"
+fi
+
+# The guest build ran with CLIPPY=1: any Rust warning in its log is a finding.
+if grep -nE '^(warning|error)(\[[^]]*\])?: ' "$BUILD/build.log" >"$BUILD/clippy.log"; then
+	grep -E -A12 '^(warning|error)(\[[^]]*\])?: ' "$BUILD/build.log" | head -80 >&2
+	log "clippy/rustc: $(wc -l <"$BUILD/clippy.log") warning(s) in $BUILD/build.log"
+	fail=1
+else
+	log "clippy clean"
+fi
+
+if ! kmake "$BUILD" rustdoc >"$BUILD/rustdoc.log" 2>&1; then
+	tail -40 "$BUILD/rustdoc.log" >&2
+	log "rustdoc failed"
+	fail=1
+elif grep -E '^(warning|error)' "$BUILD/rustdoc.log" >&2; then
+	log "rustdoc warnings"
+	fail=1
+else
+	log "rustdoc clean"
+fi
+
+"$WB_TOP/workbench/added-files.sh" check || fail=1
+[ $fail = 0 ] || die "make check found problems (see above)"
