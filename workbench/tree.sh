@@ -27,7 +27,9 @@ git checkout -q -f --detach "$base"
 git clean -q -fdx
 for p in "${series[@]}"; do
 	if ! git am -q --3way "$p" >"$CACHE/am.log" 2>&1; then
-		files=$(git diff --name-only --diff-filter=U 2>/dev/null; sed -n 's/^error: patch failed: \(.*\):[0-9]*$/\1/p; s/^error: \(.*\): does not exist in index$/\1/p; s/^CONFLICT ([^)]*): .* in \(.*\)$/\1/p' "$CACHE/am.log")
+		files=$(git diff --name-only --diff-filter=U 2>/dev/null || true)
+		git am --abort >/dev/null 2>&1 || true
+		files="$files $(git apply --check "$p" 2>&1 | sed -n 's/^error: patch failed: \(.*\):[0-9]*$/\1/p; s/^error: \(.*\): does not exist in index$/\1/p; s/^error: \(.*\): already exists in working directory$/\1/p; s/^error: \(.*\): No such file or directory$/\1/p' || true)"
 		git am --abort >/dev/null 2>&1 || true
 		sed 's/^/[wb]   /' "$CACHE/am.log" >&2
 		die "patch $(basename "$p") does not apply; conflicting file(s): $(echo $files | tr ' ' '\n' | sort -u | tr '\n' ' ')"
