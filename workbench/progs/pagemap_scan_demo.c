@@ -29,6 +29,12 @@ static void die(const char *what)
 	exit(1);
 }
 
+/* Page number of an address inside the area. */
+static unsigned long pgno(__u64 addr)
+{
+	return (unsigned long)(addr - (unsigned long)area) / psz;
+}
+
 /* Scan the area for written pages, re-protect them, print and return regions. */
 static int scan_written(const char *title, struct page_region *out, int max)
 {
@@ -50,9 +56,8 @@ static int scan_written(const char *title, struct page_region *out, int max)
 	       title, n);
 	for (int i = 0; i < n; i++)
 		printf("    pages %2lu..%2lu (%lu page(s))%s\n",
-		       (out[i].start - (unsigned long)area) / psz,
-		       (out[i].end - (unsigned long)area) / psz - 1,
-		       (out[i].end - out[i].start) / psz,
+		       pgno(out[i].start), pgno(out[i].end) - 1,
+		       pgno(out[i].end) - pgno(out[i].start),
 		       out[i].categories & PAGE_IS_PRESENT ? " present" : "");
 	return n;
 }
@@ -62,8 +67,8 @@ static int expect(struct page_region *r, int n, const int (*want)[2], int nwant)
 	int ok = n == nwant;
 
 	for (int i = 0; ok && i < n; i++)
-		ok = (r[i].start - (unsigned long)area) / psz == (unsigned long)want[i][0] &&
-		     (r[i].end - (unsigned long)area) / psz == (unsigned long)want[i][1];
+		ok = pgno(r[i].start) == (unsigned long)want[i][0] &&
+		     pgno(r[i].end) == (unsigned long)want[i][1];
 	printf("    %s\n", ok ? "as expected" : "UNEXPECTED");
 	return ok ? 0 : 1;
 }
