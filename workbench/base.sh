@@ -68,4 +68,5 @@ git config core.abbrev 12
 git add -A -f .
 git commit -q -m "Linux $(make -s kernelversion) (Debian linux-source-7.3 $BASE_VERSION)"
 git tag "$BASE_TAG"
+"$WB_TOP/workbench/unignore.sh" "$TREE"
 log "base tree ready: $(git log --oneline -1) tagged $BASE_TAG"

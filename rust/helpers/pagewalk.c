@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0
+
+#include <linux/huge_mm.h>
+#include <linux/hugetlb.h>
+#include <linux/mm.h>
+#include <linux/pgtable.h>
+#include <linux/swapops.h>
+
+__rust_helper pte_t rust_helper_ptep_get(pte_t *ptep)
+{
+	return ptep_get(ptep);
+}
+
+__rust_helper pmd_t rust_helper_pmdp_get(pmd_t *pmdp)
+{
+	return pmdp_get(pmdp);
+}
+
+__rust_helper void rust_helper_pte_unmap_unlock(pte_t *pte, spinlock_t *ptl)
+{
+	pte_unmap_unlock(pte, ptl);
+}
+
+__rust_helper void rust_helper_lazy_mmu_mode_enable(void)
+{
+	lazy_mmu_mode_enable();
+}
+
+__rust_helper void rust_helper_lazy_mmu_mode_disable(void)
+{
+	lazy_mmu_mode_disable();
+}
+
+__rust_helper pte_t rust_helper_ptep_modify_prot_start(struct vm_area_struct *vma,
+						       unsigned long addr, pte_t *ptep)
+{
+	return ptep_modify_prot_start(vma, addr, ptep);
+}
+
+__rust_helper void rust_helper_ptep_modify_prot_commit(struct vm_area_struct *vma,
+						       unsigned long addr, pte_t *ptep,
+						       pte_t old_pte, pte_t pte)
+{
+	ptep_modify_prot_commit(vma, addr, ptep, old_pte, pte);
+}
+
+__rust_helper pte_t rust_helper_pte_mkuffd(pte_t pte)
+{
+	return pte_mkuffd(pte);
+}
+
+__rust_helper pte_t rust_helper_pte_clear_uffd(pte_t pte)
+{
+	return pte_clear_uffd(pte);
+}
+
+__rust_helper pte_t rust_helper_pte_swp_mkuffd(pte_t pte)
+{
+	return pte_swp_mkuffd(pte);
+}
+
+__rust_helper pte_t rust_helper_make_pte_marker(pte_marker marker)
+{
+	return make_pte_marker(marker);
+}
+
+__rust_helper void rust_helper_set_pte_at(struct mm_struct *mm, unsigned long addr,
+					  pte_t *ptep, pte_t pte)
+{
+	set_pte_at(mm, addr, ptep, pte);
+}
+
+__rust_helper void rust_helper_flush_tlb_range(struct vm_area_struct *vma,
+					       unsigned long start, unsigned long end)
+{
+	flush_tlb_range(vma, start, end);
+}
+
+__rust_helper spinlock_t *rust_helper_pmd_trans_huge_lock(pmd_t *pmd,
+							   struct vm_area_struct *vma)
+{
+	return pmd_trans_huge_lock(pmd, vma);
+}
+
+__rust_helper void rust_helper_split_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd,
+					      unsigned long address)
+{
+	split_huge_pmd(vma, pmd, address);
+}
+
+__rust_helper pmd_t rust_helper_pmd_mkuffd(pmd_t pmd)
+{
+	return pmd_mkuffd(pmd);
+}
+
+__rust_helper pmd_t rust_helper_pmd_swp_mkuffd(pmd_t pmd)
+{
+	return pmd_swp_mkuffd(pmd);
+}
+
+__rust_helper void rust_helper_set_pmd_at(struct mm_struct *mm, unsigned long addr,
+					  pmd_t *pmdp, pmd_t pmd)
+{
+	set_pmd_at(mm, addr, pmdp, pmd);
+}
+
+#ifdef CONFIG_HUGETLB_PAGE
+__rust_helper pte_t rust_helper_huge_ptep_get(struct mm_struct *mm, unsigned long addr,
+					      pte_t *ptep)
+{
+	return huge_ptep_get(mm, addr, ptep);
+}
+#endif

@@ -1,0 +1,1075 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Page-table walks.
+//!
+//! [`MmapReadGuard::walk_page_range`] walks the page tables of a range of an address space
+//! (C `walk_page_range()`) and calls the methods of a [`PageWalker`] on what it finds:
+//!
+//! - [`PageWalker::test_vma`] once for each VMA that overlaps the range, to walk it or skip it;
+//! - [`PageWalker::pmd_entry`] for each page middle directory entry that is not none: either a
+//!   table of PTEs or a transparent huge page. [`PmdEntry::lock`] takes the right page-table
+//!   lock and returns a [`PteTable`] to read and change the PTEs of the range, or a [`HugePmd`];
+//! - [`PageWalker::pte_hole`] for each part of the range that has no page table, inside or
+//!   outside a VMA;
+//! - [`PageWalker::hugetlb_entry`] for each hugetlb page of a hugetlb VMA.
+//!
+//! The caller holds the mmap read lock for the whole walk: the method is on the lock's guard, so
+//! a walk without it does not compile. The lock keeps the VMAs and the upper page-table levels in
+//! place; entries at the PTE and huge-PMD level can still change (faults, reclaim, migration)
+//! until the walker takes the page-table lock (`ptl`) that covers them, and that is what the lock
+//! guards here do.
+//!
+//! A walker method returns [`Walk::Continue`] to go on, [`Walk::Stop`] to end the walk early
+//! (the walk then returns `Ok(Walk::Stop)`), or an error, which ends the walk and is returned.
+//!
+//! C header: [`include/linux/pagewalk.h`](srctree/include/linux/pagewalk.h)
+
+use crate::{
+    bindings,
+    error::{code::EINVAL, from_result, Error, Result},
+    ffi::{c_int, c_ulong, c_void},
+    mm::{
+        pgtable::{Pmd, Pte},
+        virt::VmaRef,
+        MmapReadGuard,
+    },
+    page::PAGE_SIZE,
+    prelude::*,
+    types::NotThreadSafe,
+};
+use core::{marker::PhantomData, ptr::NonNull};
+
+/// The size of the address range a PMD entry maps.
+const PMD_SIZE: usize = 1 << bindings::PMD_SHIFT;
+
+/// What a walk does after a [`PageWalker`] method returned successfully.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Walk {
+    /// Go on with the walk.
+    Continue,
+    /// End the walk here; [`MmapReadGuard::walk_page_range`] returns `Ok(Walk::Stop)`.
+    Stop,
+}
+
+/// What to do with a VMA, decided by [`PageWalker::test_vma`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum VmaAction {
+    /// Walk the page tables of the VMA.
+    Walk,
+    /// Skip the VMA: none of the walker's methods is called for it.
+    Skip,
+}
+
+/// Callbacks of a page-table walk.
+///
+/// Implement the methods you need; a walk calls only those (the rest are left out of the C
+/// `struct mm_walk_ops`). Without [`PageWalker::test_vma`], VMAs with `VM_PFNMAP` are skipped;
+/// without [`PageWalker::hugetlb_entry`], hugetlb VMAs are skipped entirely.
+///
+/// # Examples
+///
+/// Count the pages of a range that are mapped:
+///
+/// ```
+/// use kernel::kunit::{prot, vm_mmap};
+/// use kernel::mm::pagewalk::{PageWalker, PmdEntry, PmdLock, Walk};
+/// use kernel::page::PAGE_SIZE;
+/// use kernel::uaccess::{UserPtr, UserSlice};
+///
+/// struct CountPresent(usize);
+///
+/// #[vtable]
+/// impl PageWalker for CountPresent {
+///     fn pmd_entry(&mut self, entry: &mut PmdEntry<'_>) -> Result<Walk> {
+///         match entry.lock() {
+///             PmdLock::Table(ptes) => {
+///                 self.0 += ptes.iter().filter(|(_, pte)| pte.is_present()).count();
+///             }
+///             PmdLock::Huge(huge) => self.0 += huge.len(),
+///             PmdLock::Retry => {}
+///         }
+///         Ok(Walk::Continue)
+///     }
+/// }
+///
+/// let addr = vm_mmap(8 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+/// for page in [1, 2, 6] {
+///     UserSlice::new(UserPtr::from_addr(addr + page * PAGE_SIZE), 1).writer().write(&1u8)?;
+/// }
+///
+/// let current = kernel::current!();
+/// let mm = current.mm().ok_or(ESRCH)?;
+/// let mut count = CountPresent(0);
+/// mm.mmap_read_lock().walk_page_range(addr, addr + 8 * PAGE_SIZE, &mut count)?;
+/// assert_eq!(count.0, 3);
+/// # Ok::<(), Error>(())
+/// ```
+#[vtable]
+pub trait PageWalker: Sized {
+    /// Decides whether to walk a VMA; `start..end` is the part of the VMA in the walked range.
+    fn test_vma(&mut self, _vma: &VmaRef, _start: usize, _end: usize) -> Result<VmaAction> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called for each page middle directory entry in a walked VMA that is not none.
+    fn pmd_entry(&mut self, _entry: &mut PmdEntry<'_>) -> Result<Walk> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called for each part of the range without a page table.
+    ///
+    /// `vma` is `None` for parts outside any VMA.
+    fn pte_hole(&mut self, _vma: Option<&VmaRef>, _start: usize, _end: usize) -> Result<Walk> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called for each huge page (present or not) of a hugetlb VMA.
+    fn hugetlb_entry(&mut self, _entry: &HugetlbEntry<'_>) -> Result<Walk> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+}
+
+impl MmapReadGuard<'_> {
+    /// Walks the page tables of `start..end` with `walker`.
+    ///
+    /// Returns `Ok(Walk::Stop)` if a method of `walker` stopped the walk, `Ok(Walk::Continue)`
+    /// if it went through the whole range.
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] if `start >= end`; otherwise the first error a method of `walker` returned.
+    pub fn walk_page_range<T: PageWalker>(
+        &self,
+        start: usize,
+        end: usize,
+        walker: &mut T,
+    ) -> Result<Walk> {
+        if start >= end {
+            return Err(EINVAL);
+        }
+        // SAFETY: By the type invariants of `MmapReadGuard`, the mmap read lock of `self.mm` is
+        // held, as `PGWALK_RDLOCK` requires, for the whole call. The ops table is static and its
+        // callbacks expect `private` to be a `T`, which `walker` is; it outlives the call and is
+        // not otherwise used during it.
+        let ret = unsafe {
+            bindings::walk_page_range(
+                self.mm.as_raw(),
+                start,
+                end,
+                &WalkOps::<T>::OPS,
+                core::ptr::from_mut(walker).cast::<c_void>(),
+            )
+        };
+        match ret {
+            0 => Ok(Walk::Continue),
+            r if r > 0 => Ok(Walk::Stop),
+            r => Err(Error::from_errno(r)),
+        }
+    }
+}
+
+fn to_c(r: Result<Walk>) -> c_int {
+    match r {
+        Ok(Walk::Continue) => 0,
+        // Any positive value ends the walk and is returned by `walk_page_range()`.
+        Ok(Walk::Stop) => 1,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// The C callbacks of a walk with a `T`.
+struct WalkOps<T: PageWalker>(PhantomData<T>);
+
+impl<T: PageWalker> WalkOps<T> {
+    const OPS: bindings::mm_walk_ops = bindings::mm_walk_ops {
+        test_walk: if T::HAS_TEST_VMA {
+            Some(Self::test_walk)
+        } else {
+            None
+        },
+        pmd_entry: if T::HAS_PMD_ENTRY {
+            Some(Self::pmd_entry)
+        } else {
+            None
+        },
+        pte_hole: if T::HAS_PTE_HOLE {
+            Some(Self::pte_hole)
+        } else {
+            None
+        },
+        #[cfg(CONFIG_HUGETLB_PAGE)]
+        hugetlb_entry: if T::HAS_HUGETLB_ENTRY {
+            Some(Self::hugetlb_entry)
+        } else {
+            None
+        },
+        walk_lock: bindings::page_walk_lock_PGWALK_RDLOCK,
+        ..pin_init::zeroed()
+    };
+
+    /// Returns the walker and the VMA of a walk.
+    ///
+    /// # Safety
+    ///
+    /// `walk` is the `struct mm_walk` of a walk started by [`MmapReadGuard::walk_page_range`]
+    /// with a `T`, and the walk is in a callback; no other reference to the walker exists.
+    unsafe fn state<'a>(walk: *mut bindings::mm_walk) -> (&'a mut T, Option<&'a VmaRef>) {
+        // SAFETY: `walk` is valid during the callback (the function's safety requirements).
+        let (private, vma) = unsafe { ((*walk).private, (*walk).vma) };
+        // SAFETY: `private` is the `&mut T` that `walk_page_range` passed, which outlives the
+        // walk and has no other user during it.
+        let walker = unsafe { &mut *private.cast::<T>() };
+        // SAFETY: A non-null `vma` is the VMA being walked, valid under the mmap read lock that
+        // `walk_page_range` holds for the whole walk.
+        let vma = (!vma.is_null()).then(|| unsafe { VmaRef::from_raw(vma) });
+        (walker, vma)
+    }
+
+    unsafe extern "C" fn test_walk(
+        start: c_ulong,
+        end: c_ulong,
+        walk: *mut bindings::mm_walk,
+    ) -> c_int {
+        // SAFETY: Called by the walk of `walk_page_range` with its `mm_walk`.
+        let (walker, vma) = unsafe { Self::state(walk) };
+        from_result(|| {
+            let vma = vma.ok_or(EINVAL)?;
+            Ok(match walker.test_vma(vma, start, end)? {
+                VmaAction::Walk => 0,
+                // A positive value skips the VMA.
+                VmaAction::Skip => 1,
+            })
+        })
+    }
+
+    unsafe extern "C" fn pmd_entry(
+        pmd: *mut bindings::pmd_t,
+        start: c_ulong,
+        end: c_ulong,
+        walk: *mut bindings::mm_walk,
+    ) -> c_int {
+        // SAFETY: Called by the walk of `walk_page_range` with its `mm_walk`.
+        let (walker, vma) = unsafe { Self::state(walk) };
+        let (Some(vma), Some(pmd), Some(walk)) = (vma, NonNull::new(pmd), NonNull::new(walk))
+        else {
+            return EINVAL.to_errno();
+        };
+        // INVARIANT: `walk_pmd_range()` calls `pmd_entry` for a valid PMD entry of `vma`, which
+        // covers `start..end`, with the mmap read lock held.
+        let mut entry = PmdEntry {
+            vma,
+            pmd,
+            start,
+            end,
+            walk,
+        };
+        to_c(walker.pmd_entry(&mut entry))
+    }
+
+    unsafe extern "C" fn pte_hole(
+        start: c_ulong,
+        end: c_ulong,
+        _depth: c_int,
+        walk: *mut bindings::mm_walk,
+    ) -> c_int {
+        // SAFETY: Called by the walk of `walk_page_range` with its `mm_walk`.
+        let (walker, vma) = unsafe { Self::state(walk) };
+        to_c(walker.pte_hole(vma, start, end))
+    }
+
+    #[cfg(CONFIG_HUGETLB_PAGE)]
+    unsafe extern "C" fn hugetlb_entry(
+        ptep: *mut bindings::pte_t,
+        hmask: c_ulong,
+        start: c_ulong,
+        end: c_ulong,
+        walk: *mut bindings::mm_walk,
+    ) -> c_int {
+        // SAFETY: Called by the walk of `walk_page_range` with its `mm_walk`.
+        let (walker, vma) = unsafe { Self::state(walk) };
+        let (Some(vma), Some(ptep)) = (vma, NonNull::new(ptep)) else {
+            return EINVAL.to_errno();
+        };
+        // INVARIANT: `walk_hugetlb_range()` calls `hugetlb_entry` with the entry of the hugetlb
+        // page that covers `start..end` of `vma`, holding the hugetlb VMA lock for reading.
+        let entry = HugetlbEntry {
+            vma,
+            ptep,
+            size: (!hmask).wrapping_add(1),
+            start,
+            end,
+        };
+        to_c(walker.hugetlb_entry(&entry))
+    }
+}
+
+/// A page middle directory entry met by a walk, handed to [`PageWalker::pmd_entry`].
+///
+/// It covers `start()..end()` (at most one PMD's worth of address space) of `vma()`.
+///
+/// # Invariants
+///
+/// `pmd` points at a non-none PMD entry of `vma`'s page tables that covers `start..end`; `walk`
+/// is the `struct mm_walk` of the running walk. The mmap read lock is held, so the PTE table a
+/// non-huge entry points at is not freed while it is mapped by `pte_offset_map_lock()`.
+pub struct PmdEntry<'a> {
+    vma: &'a VmaRef,
+    pmd: NonNull<bindings::pmd_t>,
+    start: usize,
+    end: usize,
+    walk: NonNull<bindings::mm_walk>,
+}
+
+impl<'a> PmdEntry<'a> {
+    /// Returns the VMA the entry belongs to.
+    #[inline]
+    pub fn vma(&self) -> &'a VmaRef {
+        self.vma
+    }
+
+    /// Returns the first address of the walked part of the entry.
+    #[inline]
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// Returns the end (exclusive) of the walked part of the entry.
+    #[inline]
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
+    /// Locks the entry: the huge page it maps, or the table of PTEs it points at.
+    ///
+    /// For a transparent huge page (or a PMD-level migration entry) this takes the PMD lock
+    /// (`pmd_trans_huge_lock()`) and returns [`PmdLock::Huge`]. Otherwise it maps the PTE table
+    /// and takes its lock (`pte_offset_map_lock()`), and returns [`PmdLock::Table`] for the PTEs of
+    /// `start()..end()`. If the entry changed in between so that neither applies (for example, a
+    /// concurrent collapse or the table being freed), it returns [`PmdLock::Retry`] and the walk
+    /// will call [`PageWalker::pmd_entry`] again for this entry once the method returns.
+    pub fn lock(&mut self) -> PmdLock<'_> {
+        // SAFETY: By the type invariants, `pmd` is a PMD entry of `vma` and the mmap lock is
+        // held, as `pmd_trans_huge_lock()` requires.
+        let ptl = unsafe { bindings::pmd_trans_huge_lock(self.pmd.as_ptr(), self.vma.as_ptr()) };
+        if let Some(ptl) = NonNull::new(ptl) {
+            // INVARIANT: `pmd_trans_huge_lock()` returned the held lock of a huge entry.
+            return PmdLock::Huge(HugePmd {
+                vma: self.vma,
+                pmd: self.pmd,
+                start: self.start,
+                end: self.end,
+                ptl,
+                _nts: NotThreadSafe,
+            });
+        }
+
+        let mut ptl = core::ptr::null_mut();
+        // SAFETY: By the type invariants, `pmd` is a PMD entry of the VMA's mm, which is alive,
+        // and the mmap lock is held.
+        let ptes = unsafe {
+            bindings::pte_offset_map_lock(
+                self.vma.mm().as_raw(),
+                self.pmd.as_ptr(),
+                self.start,
+                &mut ptl,
+            )
+        };
+        match (NonNull::new(ptes), NonNull::new(ptl)) {
+            (Some(ptes), Some(ptl)) => {
+                // SAFETY: Always allowed; `PteTable::drop` leaves the mode again before it
+                // unlocks the table.
+                unsafe { bindings::lazy_mmu_mode_enable() };
+                // INVARIANT: `pte_offset_map_lock()` mapped the table with the entry for
+                // `start` at `ptes` and took its lock `ptl`; the range stays within one PMD.
+                PmdLock::Table(PteTable {
+                    vma: self.vma,
+                    ptes,
+                    ptl,
+                    start: self.start,
+                    len: (self.end - self.start) / PAGE_SIZE,
+                    _nts: NotThreadSafe,
+                })
+            }
+            _ => {
+                // SAFETY: `walk` is the running walk's `mm_walk` (type invariants); the walker
+                // reads `action` after `pmd_entry` returns.
+                unsafe { (*self.walk.as_ptr()).action = bindings::page_walk_action_ACTION_AGAIN };
+                PmdLock::Retry
+            }
+        }
+    }
+}
+
+/// The result of [`PmdEntry::lock`].
+pub enum PmdLock<'a> {
+    /// The entry maps a transparent huge page, or is a PMD-level migration entry.
+    Huge(HugePmd<'a>),
+    /// The entry points at a table of PTEs.
+    Table(PteTable<'a>),
+    /// The entry changed; return from [`PageWalker::pmd_entry`] and it is called again.
+    Retry,
+}
+
+/// A locked huge PMD entry.
+///
+/// # Invariants
+///
+/// `pmd` is a huge PMD entry (a transparent huge page or a PMD-level migration entry) of `vma`
+/// covering `start..end`, and `ptl` is its lock, held by this guard.
+pub struct HugePmd<'a> {
+    vma: &'a VmaRef,
+    pmd: NonNull<bindings::pmd_t>,
+    start: usize,
+    end: usize,
+    ptl: NonNull<bindings::spinlock_t>,
+    _nts: NotThreadSafe,
+}
+
+impl HugePmd<'_> {
+    /// Returns the entry.
+    #[inline]
+    pub fn pmd(&self) -> Pmd {
+        // SAFETY: The entry is valid and locked (type invariants).
+        Pmd::from_raw(unsafe { bindings::pmdp_get(self.pmd.as_ptr()) })
+    }
+
+    /// Returns the first address of the walked part of the huge page.
+    #[inline]
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// Returns the end (exclusive) of the walked part of the huge page.
+    #[inline]
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
+    /// Returns the number of base pages of the walked part.
+    #[inline]
+    pub fn len(&self) -> usize {
+        (self.end - self.start) / PAGE_SIZE
+    }
+
+    /// Returns whether the walked part is empty (never, for a valid walk).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Returns whether the walk covers the whole huge page.
+    #[inline]
+    pub fn is_whole(&self) -> bool {
+        self.start % PMD_SIZE == 0 && self.end - self.start == PMD_SIZE
+    }
+
+    /// Protects the huge page with userfaultfd (sets the uffd bit, which also write-protects it).
+    ///
+    /// A present entry is invalidated first (`pmdp_invalidate_ad()`) so that the hardware
+    /// accessed and dirty bits that the CPU may set meanwhile are kept; a PMD migration entry
+    /// gets the bit in its swap encoding. The TLB still has to be flushed, see
+    /// [`HugePmd::flush_tlb`].
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] unless the walk covers the whole huge page: split it first.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    pub fn make_uffd_wp(&mut self) -> Result {
+        if !self.is_whole() {
+            return Err(EINVAL);
+        }
+        let (vma, pmdp, addr) = (self.vma, self.pmd.as_ptr(), self.start);
+        let pmd = self.pmd();
+        if pmd.is_present() {
+            // SAFETY: The PMD lock is held and the entry is a present huge page of `vma` at
+            // `addr`, which is huge-page aligned (checked by `is_whole`).
+            let old = unsafe { bindings::pmdp_invalidate_ad(vma.as_ptr(), addr, pmdp) };
+            // SAFETY: Pure function of the value.
+            let new = unsafe { bindings::pmd_mkuffd(old) };
+            // SAFETY: The PMD lock is held; `new` is the entry just invalidated plus the bit.
+            unsafe { bindings::set_pmd_at(vma.mm().as_raw(), addr, pmdp, new) };
+        } else if pmd.is_migration() {
+            // SAFETY: Pure function of the value.
+            let new = unsafe { bindings::pmd_swp_mkuffd(pmd.as_raw()) };
+            // SAFETY: The PMD lock is held and the entry is a migration entry, which the CPU
+            // does not access.
+            unsafe { bindings::set_pmd_at(vma.mm().as_raw(), addr, pmdp, new) };
+        }
+        Ok(())
+    }
+
+    /// Flushes the TLB entries of the walked part of the huge page.
+    pub fn flush_tlb(&self) {
+        // SAFETY: The range is within `vma`, which is valid under the mmap lock.
+        unsafe { bindings::flush_tlb_range(self.vma.as_ptr(), self.start, self.end) };
+    }
+
+    /// Unlocks the entry and splits the huge page into a table of PTEs.
+    ///
+    /// Afterwards [`PmdEntry::lock`] returns the table (or [`PmdLock::Retry`]).
+    pub fn split(self) {
+        let (vma, pmd, start) = (self.vma, self.pmd, self.start);
+        drop(self);
+        // SAFETY: The PMD lock is not held; the mmap lock is, as `split_huge_pmd()` requires, and
+        // `pmd` is an entry of `vma` covering `start`.
+        unsafe { bindings::split_huge_pmd(vma.as_ptr(), pmd.as_ptr(), start) };
+    }
+}
+
+impl Drop for HugePmd<'_> {
+    fn drop(&mut self) {
+        // SAFETY: The guard holds the lock (type invariants).
+        unsafe { bindings::spin_unlock(self.ptl.as_ptr()) };
+    }
+}
+
+/// The PTEs of a walked range, mapped and locked.
+///
+/// While this guard lives, the PTE lock is held: the entries change only by the hardware setting
+/// accessed and dirty bits on present entries, and by this guard's methods. The lazy MMU mode is
+/// entered for the lifetime of the guard, so that changes can be batched.
+///
+/// # Invariants
+///
+/// `ptes` points at the `len` entries for `start..start + len * PAGE_SIZE` in a PTE table of
+/// `vma`, mapped by `pte_offset_map_lock()`, whose lock `ptl` this guard holds.
+pub struct PteTable<'a> {
+    vma: &'a VmaRef,
+    ptes: NonNull<bindings::pte_t>,
+    ptl: NonNull<bindings::spinlock_t>,
+    start: usize,
+    len: usize,
+    _nts: NotThreadSafe,
+}
+
+impl PteTable<'_> {
+    /// Returns the number of entries.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Returns whether there are no entries.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Returns the address that entry `index` maps.
+    #[inline]
+    pub fn addr(&self, index: usize) -> usize {
+        self.start + index * PAGE_SIZE
+    }
+
+    /// Returns entry `index`, or `None` if out of range.
+    #[inline]
+    pub fn get(&self, index: usize) -> Option<Pte> {
+        (index < self.len).then(|| {
+            // SAFETY: `index` is in range, so the entry is valid and mapped (type invariants).
+            Pte::from_raw(unsafe { bindings::ptep_get(self.ptes.as_ptr().add(index)) })
+        })
+    }
+
+    /// Iterates over the entries with their addresses.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, Pte)> + '_ {
+        (0..self.len).filter_map(move |i| self.get(i).map(|pte| (self.addr(i), pte)))
+    }
+
+    fn ptep(&self, index: usize) -> Result<*mut bindings::pte_t> {
+        if index >= self.len {
+            return Err(EINVAL);
+        }
+        // SAFETY: `index` is in range of the mapped entries (type invariants).
+        Ok(unsafe { self.ptes.as_ptr().add(index) })
+    }
+
+    /// Changes a present entry with `f`, keeping hardware accessed and dirty bits.
+    ///
+    /// `ptep_modify_prot_start()` clears the entry so that the CPU cannot set bits in it while it
+    /// is changed; `ptep_modify_prot_commit()` writes the new value back, under the same lock.
+    fn modify_present(&mut self, index: usize, f: impl FnOnce(Pte) -> Pte) -> Result {
+        let ptep = self.ptep(index)?;
+        if !self.get(index).is_some_and(Pte::is_present) {
+            return Err(EINVAL);
+        }
+        let addr = self.addr(index);
+        // SAFETY: The entry is present, mapped and locked (type invariants); the start is
+        // committed below before the lock can be released.
+        let old = unsafe { bindings::ptep_modify_prot_start(self.vma.as_ptr(), addr, ptep) };
+        let new = f(Pte::from_raw(old));
+        // SAFETY: Commits the modification started above, under the same lock.
+        unsafe {
+            bindings::ptep_modify_prot_commit(self.vma.as_ptr(), addr, ptep, old, new.as_raw())
+        };
+        Ok(())
+    }
+
+    /// Protects a present entry with userfaultfd: sets its uffd bit, which write-protects it.
+    ///
+    /// The TLB still has to be flushed ([`PteTable::flush_tlb`]) before the change is seen by all
+    /// CPUs.
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] if `index` is out of range or the entry is not present.
+    pub fn protect_uffd(&mut self, index: usize) -> Result {
+        self.modify_present(index, |pte| {
+            // SAFETY: Pure function of the value.
+            Pte::from_raw(unsafe { bindings::pte_mkuffd(pte.as_raw()) })
+        })
+    }
+
+    /// Clears the uffd bit of a present entry (it stays write-protected if it was).
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] if `index` is out of range or the entry is not present.
+    pub fn clear_uffd(&mut self, index: usize) -> Result {
+        self.modify_present(index, |pte| {
+            // SAFETY: Pure function of the value.
+            Pte::from_raw(unsafe { bindings::pte_clear_uffd(pte.as_raw()) })
+        })
+    }
+
+    /// Installs a userfaultfd write-protect marker in a none entry.
+    ///
+    /// The marker makes a later fault on the unpopulated page a userfaultfd write-protect fault
+    /// in a `VM_UFFD_WP` VMA. No TLB flush is needed: a none entry is never cached.
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] if `index` is out of range or the entry is not none.
+    pub fn install_uffd_wp_marker(&mut self, index: usize) -> Result {
+        let ptep = self.ptep(index)?;
+        if !self.get(index).is_some_and(Pte::is_none) {
+            return Err(EINVAL);
+        }
+        // SAFETY: Pure function of the value.
+        let marker = unsafe { bindings::make_pte_marker(bindings::PTE_MARKER_UFFD_WP) };
+        // SAFETY: The entry is mapped and locked (type invariants) and none, so nothing is
+        // replaced.
+        unsafe { bindings::set_pte_at(self.vma.mm().as_raw(), self.addr(index), ptep, marker) };
+        Ok(())
+    }
+
+    /// Protects a non-present entry (swap, migration, marker) with userfaultfd.
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] if `index` is out of range or the entry is present or none.
+    pub fn protect_uffd_leaf(&mut self, index: usize) -> Result {
+        let ptep = self.ptep(index)?;
+        let pte = self.get(index).ok_or(EINVAL)?;
+        if pte.soft_leaf().is_none() {
+            return Err(EINVAL);
+        }
+        // SAFETY: Pure function of the value, a software leaf.
+        let new = unsafe { bindings::pte_swp_mkuffd(pte.as_raw()) };
+        // SAFETY: The entry is mapped and locked (type invariants); it is not present, so the
+        // CPU does not write to it.
+        unsafe { bindings::set_pte_at(self.vma.mm().as_raw(), self.addr(index), ptep, new) };
+        Ok(())
+    }
+
+    /// Flushes the TLB entries for entries `from..to`.
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] if `from..to` is empty or out of range.
+    pub fn flush_tlb(&self, from: usize, to: usize) -> Result {
+        if from >= to || to > self.len {
+            return Err(EINVAL);
+        }
+        // SAFETY: The range is within `vma` (type invariants), which is valid under the mmap lock.
+        unsafe { bindings::flush_tlb_range(self.vma.as_ptr(), self.addr(from), self.addr(to)) };
+        Ok(())
+    }
+}
+
+impl Drop for PteTable<'_> {
+    fn drop(&mut self) {
+        // SAFETY: Leaves the lazy MMU mode entered by `PmdEntry::lock`.
+        unsafe { bindings::lazy_mmu_mode_disable() };
+        // SAFETY: The table was mapped and locked by `pte_offset_map_lock()` (type invariants)
+        // with `ptes` in it; this unlocks and unmaps it once.
+        unsafe { bindings::pte_unmap_unlock(self.ptes.as_ptr(), self.ptl.as_ptr()) };
+    }
+}
+
+/// A hugetlb entry met by a walk, handed to [`PageWalker::hugetlb_entry`].
+///
+/// # Invariants
+///
+/// `ptep` is the entry of the hugetlb page of `size` bytes covering `start..end` of `vma`, and
+/// the hugetlb VMA lock is held for reading, so that the entry is not freed.
+#[cfg_attr(not(CONFIG_HUGETLB_PAGE), expect(dead_code))]
+pub struct HugetlbEntry<'a> {
+    vma: &'a VmaRef,
+    ptep: NonNull<bindings::pte_t>,
+    size: usize,
+    start: usize,
+    end: usize,
+}
+
+impl<'a> HugetlbEntry<'a> {
+    /// Returns the VMA of the entry.
+    #[inline]
+    pub fn vma(&self) -> &'a VmaRef {
+        self.vma
+    }
+
+    /// Returns the first address of the walked part of the huge page.
+    #[inline]
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// Returns the end (exclusive) of the walked part of the huge page.
+    #[inline]
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
+    /// Returns the size of the huge page.
+    #[inline]
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Reads the entry (without its page-table lock: it may change right after).
+    #[cfg(CONFIG_HUGETLB_PAGE)]
+    pub fn pte(&self) -> Pte {
+        // SAFETY: The entry is valid under the hugetlb VMA lock (type invariants).
+        Pte::from_raw(unsafe {
+            bindings::huge_ptep_get(self.vma.mm().as_raw(), self.start, self.ptep.as_ptr())
+        })
+    }
+}
+
+#[cfg(CONFIG_RUST_MM_PAGEWALK_KUNIT_TEST)]
+#[macros::kunit_tests(rust_mm_pagewalk)]
+mod tests {
+    use super::*;
+    use crate::{
+        kunit::{prot, vm_mmap},
+        mm::pgtable::PteKind,
+        uaccess::{UserPtr, UserSlice},
+    };
+
+    /// What a test walker saw.
+    #[derive(Default)]
+    struct Seen {
+        /// Addresses and entries of every PTE of the walked tables.
+        ptes: KVec<(usize, Pte)>,
+        /// Huge entries: start, end and the entry.
+        huge: KVec<(usize, usize, Pmd)>,
+        /// Holes: start, end and whether they were inside a VMA.
+        holes: KVec<(usize, usize, bool)>,
+        /// The VMAs tested, as start and end of the part in the range.
+        vmas: KVec<(usize, usize)>,
+        /// Skip VMAs that start at this address.
+        skip: Option<usize>,
+        /// Stop after this many present PTEs.
+        stop_after: Option<usize>,
+        /// Fail with this error on the first present PTE.
+        fail: Option<Error>,
+        /// Split huge pages before looking at their PTEs.
+        split: bool,
+    }
+
+    #[vtable]
+    impl PageWalker for Seen {
+        fn test_vma(&mut self, vma: &VmaRef, start: usize, end: usize) -> Result<VmaAction> {
+            self.vmas.push((start, end), GFP_KERNEL)?;
+            Ok(if Some(vma.start()) == self.skip {
+                VmaAction::Skip
+            } else {
+                VmaAction::Walk
+            })
+        }
+
+        fn pmd_entry(&mut self, entry: &mut PmdEntry<'_>) -> Result<Walk> {
+            let ptes = loop {
+                match entry.lock() {
+                    PmdLock::Retry => return Ok(Walk::Continue),
+                    PmdLock::Huge(huge) if self.split => huge.split(),
+                    PmdLock::Huge(huge) => {
+                        self.huge
+                            .push((huge.start(), huge.end(), huge.pmd()), GFP_KERNEL)?;
+                        return Ok(Walk::Continue);
+                    }
+                    PmdLock::Table(ptes) => break ptes,
+                }
+            };
+            for (addr, pte) in ptes.iter() {
+                self.ptes.push((addr, pte), GFP_KERNEL)?;
+                if pte.is_present() {
+                    if let Some(err) = self.fail {
+                        return Err(err);
+                    }
+                    let present = self.ptes.iter().filter(|(_, p)| p.is_present()).count();
+                    if Some(present) == self.stop_after {
+                        return Ok(Walk::Stop);
+                    }
+                }
+            }
+            Ok(Walk::Continue)
+        }
+
+        fn pte_hole(&mut self, vma: Option<&VmaRef>, start: usize, end: usize) -> Result<Walk> {
+            self.holes.push((start, end, vma.is_some()), GFP_KERNEL)?;
+            Ok(Walk::Continue)
+        }
+    }
+
+    fn touch(addr: usize) -> Result {
+        UserSlice::new(UserPtr::from_addr(addr), 1)
+            .writer()
+            .write(&0x5au8)
+    }
+
+    fn read(addr: usize) -> Result {
+        let mut buf = KVec::new();
+        UserSlice::new(UserPtr::from_addr(addr), 1).read_all(&mut buf, GFP_KERNEL)
+    }
+
+    fn walk(start: usize, end: usize, seen: &mut Seen) -> Result<Walk> {
+        let current = crate::current!();
+        let mm = current.mm().ok_or(ESRCH)?;
+        let guard = mm.mmap_read_lock();
+        guard.walk_page_range(start, end, seen)
+    }
+
+    fn present(seen: &Seen) -> KVec<usize> {
+        let mut v = KVec::new();
+        for (addr, _) in seen.ptes.iter().filter(|(_, p)| p.is_present()) {
+            let _ = v.push(*addr, GFP_KERNEL);
+        }
+        v
+    }
+
+    #[test]
+    fn reports_present_pages_and_their_bits() -> Result {
+        let addr = vm_mmap(16 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+        for page in [0, 3, 4, 9] {
+            touch(addr + page * PAGE_SIZE)?;
+        }
+        read(addr + 12 * PAGE_SIZE)?;
+        let mut seen = Seen::default();
+        assert_eq!(
+            walk(addr, addr + 16 * PAGE_SIZE, &mut seen)?,
+            Walk::Continue
+        );
+
+        // One PTE table covers the range: every entry is reported, in order.
+        assert_eq!(seen.ptes.len(), 16);
+        for (i, (a, _)) in seen.ptes.iter().enumerate() {
+            assert_eq!(*a, addr + i * PAGE_SIZE);
+        }
+        let want = [0, 3, 4, 9, 12].map(|p| addr + p * PAGE_SIZE);
+        assert_eq!(&present(&seen)[..], &want[..]);
+        for (a, pte) in seen.ptes.iter() {
+            let page = (a - addr) / PAGE_SIZE;
+            match page {
+                0 | 3 | 4 | 9 => {
+                    assert!(pte.is_write() && pte.is_dirty() && pte.is_young());
+                    assert!(!pte.is_zero_pfn() && pte.pfn().is_some());
+                }
+                // A read fault on anonymous memory maps the shared zero page, read-only.
+                12 => assert!(pte.is_zero_pfn() && !pte.is_write()),
+                _ => assert!(pte.is_none() && matches!(pte.kind(), PteKind::None)),
+            }
+            assert!(!pte.is_uffd());
+        }
+        assert_eq!(seen.vmas.len(), 1);
+        assert!(seen.huge.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn reports_holes_inside_and_outside_vmas() -> Result {
+        let addr = vm_mmap(4 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+        // Nothing is populated: the VMA has no page table at all, or one with none entries.
+        let mut seen = Seen::default();
+        let (start, end) = (addr - 8 * PAGE_SIZE, addr + 4 * PAGE_SIZE);
+        walk(start, end, &mut seen)?;
+        assert!(present(&seen).is_empty());
+        // The part below the mapping is a hole outside any VMA.
+        assert!(seen.holes.iter().any(|h| *h == (start, addr, false)));
+        // The mapping itself is either a hole inside the VMA or none PTEs.
+        let covered = seen
+            .holes
+            .iter()
+            .filter(|h| h.2)
+            .map(|h| h.1 - h.0)
+            .sum::<usize>()
+            + seen.ptes.len() * PAGE_SIZE;
+        assert_eq!(covered, 4 * PAGE_SIZE);
+        assert_eq!(&seen.vmas[..], &[(addr, end)][..]);
+        Ok(())
+    }
+
+    #[test]
+    fn walks_each_vma_and_skips_on_request() -> Result {
+        // Different protections keep the two mappings apart as two VMAs.
+        let a = vm_mmap(4 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+        let b = vm_mmap(4 * PAGE_SIZE, prot::READ)?;
+        touch(a)?;
+        read(b)?;
+        let (start, end) = (a.min(b), a.max(b) + 4 * PAGE_SIZE);
+
+        let mut seen = Seen::default();
+        walk(start, end, &mut seen)?;
+        assert_eq!(seen.vmas.len(), 2);
+        assert!(seen.vmas[0].1 <= seen.vmas[1].0);
+        let mut want = [a, b];
+        want.sort_unstable();
+        assert_eq!(&present(&seen)[..], &want[..]);
+
+        let mut seen = Seen {
+            skip: Some(a),
+            ..Seen::default()
+        };
+        walk(start, end, &mut seen)?;
+        assert_eq!(seen.vmas.len(), 2);
+        assert_eq!(&present(&seen)[..], &[b][..]);
+        Ok(())
+    }
+
+    #[test]
+    fn stops_early_and_propagates_errors() -> Result {
+        let addr = vm_mmap(8 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+        for page in 0..8 {
+            touch(addr + page * PAGE_SIZE)?;
+        }
+        let mut seen = Seen {
+            stop_after: Some(3),
+            ..Seen::default()
+        };
+        assert_eq!(walk(addr, addr + 8 * PAGE_SIZE, &mut seen)?, Walk::Stop);
+        assert_eq!(present(&seen).len(), 3);
+
+        let mut seen = Seen {
+            fail: Some(ENOSPC),
+            ..Seen::default()
+        };
+        assert_eq!(walk(addr, addr + 8 * PAGE_SIZE, &mut seen), Err(ENOSPC));
+        assert_eq!(seen.ptes.len(), 1);
+
+        assert_eq!(walk(addr, addr, &mut Seen::default()), Err(EINVAL));
+        Ok(())
+    }
+
+    /// A walker that changes the uffd state of the PTEs at given pages.
+    struct Protect {
+        base: usize,
+        protect: &'static [usize],
+        marker: &'static [usize],
+        clear: &'static [usize],
+        errors: KVec<Error>,
+    }
+
+    #[vtable]
+    impl PageWalker for Protect {
+        fn pmd_entry(&mut self, entry: &mut PmdEntry<'_>) -> Result<Walk> {
+            let PmdLock::Table(mut ptes) = entry.lock() else {
+                return Ok(Walk::Continue);
+            };
+            let page_of = |i: usize, ptes: &PteTable<'_>| (ptes.addr(i) - self.base) / PAGE_SIZE;
+            for i in 0..ptes.len() {
+                let page = page_of(i, &ptes);
+                let r = if self.protect.contains(&page) {
+                    ptes.protect_uffd(i)
+                } else if self.marker.contains(&page) {
+                    ptes.install_uffd_wp_marker(i)
+                } else if self.clear.contains(&page) {
+                    ptes.clear_uffd(i)
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = r {
+                    self.errors.push(e, GFP_KERNEL)?;
+                }
+            }
+            ptes.flush_tlb(0, ptes.len())?;
+            Ok(Walk::Continue)
+        }
+    }
+
+    #[test]
+    fn changes_uffd_state_under_the_pte_lock() -> Result {
+        let addr = vm_mmap(8 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+        for page in [0, 1, 2] {
+            touch(addr + page * PAGE_SIZE)?;
+        }
+        let end = addr + 8 * PAGE_SIZE;
+        let mut p = Protect {
+            base: addr,
+            protect: &[0, 1, 5],
+            marker: &[6, 2],
+            clear: &[],
+            errors: KVec::new(),
+        };
+        walk(addr, end, &mut p)?;
+        // Page 5 is none (cannot be protected), page 2 is present (no marker).
+        assert_eq!(&p.errors[..], &[EINVAL, EINVAL][..]);
+
+        let mut seen = Seen::default();
+        walk(addr, end, &mut seen)?;
+        let pte = |page: usize| seen.ptes[page].1;
+        for page in [0, 1] {
+            // Protected: uffd bit set, no longer writable, still present and dirty.
+            assert!(pte(page).is_uffd() && !pte(page).is_write());
+            assert!(pte(page).is_present() && pte(page).is_dirty());
+        }
+        assert!(!pte(2).is_uffd() && pte(2).is_write());
+        let leaf = pte(6).soft_leaf().ok_or(EINVAL)?;
+        assert!(leaf.is_uffd_wp_marker() && leaf.is_marker() && !leaf.is_guard_marker());
+        assert_eq!(leaf.kind(), crate::mm::pgtable::SoftLeafKind::Marker);
+        assert!(pte(5).is_none());
+
+        let mut p = Protect {
+            base: addr,
+            protect: &[],
+            marker: &[],
+            clear: &[0],
+            errors: KVec::new(),
+        };
+        walk(addr, end, &mut p)?;
+        assert!(p.errors.is_empty());
+        let mut seen = Seen::default();
+        walk(addr, end, &mut seen)?;
+        assert!(!seen.ptes[0].1.is_uffd() && seen.ptes[1].1.is_uffd());
+        Ok(())
+    }
+
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    #[test]
+    fn sees_and_splits_transparent_huge_pages() -> Result {
+        // Two huge pages' worth, so that one aligned huge page fits inside.
+        let map = vm_mmap(2 * PMD_SIZE, prot::READ | prot::WRITE)?;
+        let start = (map + PMD_SIZE - 1) & !(PMD_SIZE - 1);
+        let end = start + PMD_SIZE;
+        touch(start)?;
+
+        let mut seen = Seen::default();
+        walk(start, end, &mut seen)?;
+        // THP is "always" in the test config: the write fault maps a whole huge page.
+        assert_eq!(seen.huge.len(), 1);
+        let (s, e, pmd) = seen.huge[0];
+        assert_eq!((s, e), (start, end));
+        assert!(pmd.is_present() && pmd.is_trans_huge() && pmd.pfn().is_some());
+        assert!(!pmd.is_huge_zero() && !pmd.is_uffd());
+        assert!(seen.ptes.is_empty());
+
+        // After a split, the same memory is 512 present PTEs.
+        let mut seen = Seen {
+            split: true,
+            ..Seen::default()
+        };
+        walk(start, end, &mut seen)?;
+        assert!(seen.huge.is_empty());
+        assert_eq!(present(&seen).len(), PMD_SIZE / PAGE_SIZE);
+        Ok(())
+    }
+}
