@@ -5,6 +5,7 @@
 #include <linux/mm.h>
 #include <linux/pgtable.h>
 #include <linux/swapops.h>
+#include <asm/tlbflush.h>
 
 __rust_helper pte_t rust_helper_ptep_get(pte_t *ptep)
 {
@@ -70,14 +71,23 @@ __rust_helper void rust_helper_set_pte_at(struct mm_struct *mm, unsigned long ad
 	set_pte_at(mm, addr, ptep, pte);
 }
 
+/*
+ * asm/tlbflush.h hides TLB flushing from modules, and bindgen sees the
+ * headers as a module does: declare the helper for it, define it for the
+ * built-in kernel crate only.
+ */
+#ifndef MODULE
 __rust_helper void rust_helper_flush_tlb_range(struct vm_area_struct *vma,
 					       unsigned long start, unsigned long end)
 {
 	flush_tlb_range(vma, start, end);
 }
+#else
+void rust_helper_flush_tlb_range(struct vm_area_struct *vma,
+				 unsigned long start, unsigned long end);
+#endif
 
-__rust_helper spinlock_t *rust_helper_pmd_trans_huge_lock(pmd_t *pmd,
-							   struct vm_area_struct *vma)
+__rust_helper spinlock_t *rust_helper_pmd_trans_huge_lock(pmd_t *pmd, struct vm_area_struct *vma)
 {
 	return pmd_trans_huge_lock(pmd, vma);
 }

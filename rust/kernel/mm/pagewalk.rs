@@ -26,7 +26,7 @@
 
 use crate::{
     bindings,
-    error::{code::EINVAL, from_result, Error, Result},
+    error::{code::EINVAL, from_result, Error, Result, VTABLE_DEFAULT_ERROR},
     ffi::{c_int, c_ulong, c_void},
     mm::{
         pgtable::{Pmd, Pte},
@@ -118,7 +118,9 @@ pub trait PageWalker: Sized {
 
     /// Called for each part of the range without a page table.
     ///
-    /// `vma` is `None` for parts outside any VMA.
+    /// `vma` is `None` for parts outside any VMA. A walker without [`PageWalker::test_vma`] also
+    /// gets each `VM_PFNMAP` VMA as one hole, which is then skipped; [`Walk::Stop`] returned for
+    /// it only skips that VMA (C `walk_page_test()`).
     fn pte_hole(&mut self, _vma: Option<&VmaRef>, _start: usize, _end: usize) -> Result<Walk> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
@@ -833,11 +835,11 @@ mod tests {
         UserSlice::new(UserPtr::from_addr(addr), 1).read_all(&mut buf, GFP_KERNEL)
     }
 
-    fn walk(start: usize, end: usize, seen: &mut Seen) -> Result<Walk> {
+    fn walk<T: PageWalker>(start: usize, end: usize, walker: &mut T) -> Result<Walk> {
         let current = crate::current!();
         let mm = current.mm().ok_or(ESRCH)?;
         let guard = mm.mmap_read_lock();
-        guard.walk_page_range(start, end, seen)
+        guard.walk_page_range(start, end, walker)
     }
 
     fn present(seen: &Seen) -> KVec<usize> {
