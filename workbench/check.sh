@@ -36,6 +36,22 @@ else
 	log "clippy clean"
 fi
 
+# The KUnit build has the test modules (#[kunit_tests]) that the guest build
+# leaves out: lint the kernel crate there too.
+if [ -f "$KUNIT_BUILD/.config" ]; then
+	rm -f "$KUNIT_BUILD/rust/kernel.o"
+	kmake "$KUNIT_BUILD" CLIPPY=1 rust/kernel.o >"$KUNIT_BUILD/clippy-build.log" 2>&1 ||
+		{ tail -40 "$KUNIT_BUILD/clippy-build.log" >&2; log "kernel crate (KUnit config) does not build"; fail=1; }
+	if grep -E -A12 '^(warning|error)(\[[^]]*\])?: ' "$KUNIT_BUILD/clippy-build.log" >&2; then
+		log "clippy/rustc warnings in the KUnit build ($KUNIT_BUILD/clippy-build.log)"
+		fail=1
+	else
+		log "clippy clean (KUnit config, with tests)"
+	fi
+else
+	log "no KUnit build yet: test modules not linted (run 'make kunit' first)"
+fi
+
 if ! kmake "$BUILD" rustdoc >"$BUILD/rustdoc.log" 2>&1; then
 	tail -40 "$BUILD/rustdoc.log" >&2
 	log "rustdoc failed"

@@ -10,7 +10,7 @@ set +e
 PATH="$WB_TOP/workbench/bin:$PATH" python3 tools/testing/kunit/kunit.py run \
 	--arch=x86_64 --kunitconfig="$WB_TOP/config/kunitconfig" \
 	--build_dir="$KUNIT_BUILD" --jobs="$JOBS" --timeout="${KUNIT_TIMEOUT:-1800}" \
-	--make_options "LLVM=$LLVM_SUFFIX" "$@" 2>&1 | tee "$KUNIT_BUILD/kunit.log"
+	--make_options "LLVM=$LLVM_SUFFIX" --make_options CLIPPY=1 "$@" 2>&1 | tee "$KUNIT_BUILD/kunit.log"
 rc=${PIPESTATUS[0]}
 set -e
 # kunit.py prints e.g. "Testing complete. Ran 60 tests: passed: 58, skipped: 2".

@@ -55,10 +55,10 @@ step base "$WB_TOP/workbench/base.sh" || finish
 step files "$WB_TOP/workbench/added-files.sh" check || true
 step tree "$WB_TOP/workbench/tree.sh" || finish
 step build "$WB_TOP/workbench/build.sh" || finish
+step kunit "$WB_TOP/workbench/kunit.sh" || true
 step check "$WB_TOP/workbench/check.sh" || true
 step selftests "$WB_TOP/workbench/guest.sh" selftests --expect "$WB_TOP/workbench/expect.txt" \
 	pagemap_ioctl=./pagemap_ioctl uffd-unit-tests=./uffd-unit-tests || true
 step demo "$WB_TOP/workbench/guest.sh" demo raw:pagemap_scan_demo=./pagemap_scan_demo || true
 step workbench "$WB_TOP/workbench/wbtest.sh" || true
-step kunit "$WB_TOP/workbench/kunit.sh" || true
 finish

@@ -227,6 +227,10 @@ impl<T: PageWalker> WalkOps<T> {
         (walker, vma)
     }
 
+    /// # Safety
+    ///
+    /// Only the C page walker calls this, with the `struct mm_walk` of a walk started by
+    /// [`MmapReadGuard::walk_page_range`] with a `T`.
     unsafe extern "C" fn test_walk(
         start: c_ulong,
         end: c_ulong,
@@ -244,6 +248,10 @@ impl<T: PageWalker> WalkOps<T> {
         })
     }
 
+    /// # Safety
+    ///
+    /// Only the C page walker calls this, with the `struct mm_walk` of a walk started by
+    /// [`MmapReadGuard::walk_page_range`] with a `T`.
     unsafe extern "C" fn pmd_entry(
         pmd: *mut bindings::pmd_t,
         start: c_ulong,
@@ -268,6 +276,10 @@ impl<T: PageWalker> WalkOps<T> {
         to_c(walker.pmd_entry(&mut entry))
     }
 
+    /// # Safety
+    ///
+    /// Only the C page walker calls this, with the `struct mm_walk` of a walk started by
+    /// [`MmapReadGuard::walk_page_range`] with a `T`.
     unsafe extern "C" fn pte_hole(
         start: c_ulong,
         end: c_ulong,
@@ -279,6 +291,10 @@ impl<T: PageWalker> WalkOps<T> {
         to_c(walker.pte_hole(vma, start, end))
     }
 
+    /// # Safety
+    ///
+    /// Only the C page walker calls this, with the `struct mm_walk` of a walk started by
+    /// [`MmapReadGuard::walk_page_range`] with a `T`.
     #[cfg(CONFIG_HUGETLB_PAGE)]
     unsafe extern "C" fn hugetlb_entry(
         ptep: *mut bindings::pte_t,
