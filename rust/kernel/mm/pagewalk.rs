@@ -913,7 +913,7 @@ mod tests {
         walk(start, end, &mut seen)?;
         assert!(present(&seen).is_empty());
         // The part below the mapping is a hole outside any VMA.
-        assert!(seen.holes.iter().any(|h| *h == (start, addr, false)));
+        assert!(seen.holes.contains(&(start, addr, false)));
         // The mapping itself is either a hole inside the VMA or none PTEs.
         let covered = seen
             .holes
