@@ -157,8 +157,8 @@ static void test_hugetlb_max_pages_resume(void)
 		ksft_print_msg("pages still written after the resumed scans\n");
 		ok = false;
 	}
-	ksft_test_result(ok, "hugetlb max_pages resume: each written huge page reported once (%d scans)\n",
-			 scans);
+	ksft_test_result(ok, "hugetlb max_pages resume: %s (%d scans)\n",
+			 "each written huge page reported once", scans);
 out_uffd:
 	close(uffd);
 out:
