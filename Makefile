@@ -15,7 +15,7 @@ ifdef CACHE
 export CACHE
 endif
 
-.PHONY: all deps base tree series build demo selftests kunit check check-files \
+.PHONY: all deps base tree series build demo selftests kunit check check-files bisect \
 	wbtest test clean-cache help
 
 all: deps tree build demo
@@ -55,6 +55,10 @@ check-files: tree
 
 check: build
 	@$(WB)/check.sh
+
+# Each patch of the series builds on its own (KUnit config, clippy).
+bisect: kunit
+	@$(WB)/bisect.sh
 
 # Tests of the workbench itself.
 wbtest: build

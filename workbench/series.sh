@@ -15,7 +15,10 @@ git rev-parse -q --verify "refs/tags/$BASE_TAG" >/dev/null || die "no base tree;
 n=$(git rev-list --count "$BASE_TAG..HEAD")
 git merge-base --is-ancestor "$BASE_TAG" HEAD || die "HEAD of $TREE does not descend from $BASE_TAG"
 
-if [ "$n" -gt 0 ]; then
+unsigned=$(git rev-list "$BASE_TAG..HEAD" | while read -r c; do
+	git log -1 --format=%B "$c" | grep -qxF "Signed-off-by: $SIGNOFF" || echo "$c"
+done)
+if [ -n "$unsigned" ]; then
 	# Stamp the sign-off (idempotent: an identical trailer is not added twice).
 	git -c trailer.ifexists=addIfDifferent rebase -q "$BASE_TAG" \
 		--exec "git -c trailer.ifexists=addIfDifferent commit -q --amend --no-edit --no-verify --trailer 'Signed-off-by: $SIGNOFF'"
@@ -25,7 +28,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ "$n" -gt 0 ]; then
 	cover=$WB_TOP/workbench/cover-letter.txt
-	git format-patch -q --cover-letter --base="$BASE_TAG" --thread=shallow \
+	git format-patch -q --cover-letter --base="$BASE_TAG" --no-thread \
 		--subject-prefix="PATCH" -o "$tmp" "$BASE_TAG..HEAD"
 	if [ -f "$cover" ]; then
 		python3 "$WB_TOP/workbench/cover.py" "$tmp"/0000-cover-letter.patch "$cover"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Every patch of the series must build on its own: build each prefix of the
+# series (base + patches 1..k) in the KUnit build directory, where the Rust
+# KUnit tests are compiled too, with clippy.  Incremental, so each step
+# rebuilds only what the patch changes.  Leaves $TREE at the series' HEAD.
+. "$(dirname "$0")/lib.sh"
+
+[ -f "$KUNIT_BUILD/.config" ] || die "no KUnit build directory yet: run 'make kunit' first"
+cd "$TREE"
+head=$(git rev-parse HEAD)
+[ -z "$(git status --porcelain --untracked-files=no)" ] || die "$TREE has uncommitted changes"
+trap 'git checkout -q "$head" 2>/dev/null; git checkout -q wb 2>/dev/null || true' EXIT
+fail=0 n=0
+for c in $(git rev-list --reverse "$BASE_TAG..$head"); do
+	n=$((n + 1))
+	git checkout -q --detach "$c"
+	subject=$(git log -1 --format=%s "$c")
+	blog=$CACHE/bisect-$n.log
+	if ! kmake "$KUNIT_BUILD" CLIPPY=1 all >"$blog" 2>&1; then
+		grep -E -B2 -A8 'error(\[E[0-9]+\])?:' "$blog" | head -30 >&2
+		log "patch $n does not build on its own: $subject (log: $blog)"
+		fail=$((fail + 1))
+	elif grep -qE '^warning(\[[^]]*\])?: |: warning: ' "$blog"; then
+		grep -E -A8 '^warning(\[[^]]*\])?: |: warning: ' "$blog" | head -30 >&2
+		log "patch $n builds with warnings: $subject (log: $blog)"
+		fail=$((fail + 1))
+	else
+		log "patch $n builds: $subject"
+	fi
+done
+echo "bisect: $((n - fail)) passed, $fail failed, 0 skipped"
+[ $fail = 0 ]
