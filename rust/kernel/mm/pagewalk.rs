@@ -85,7 +85,7 @@ pub enum VmaAction {
 ///             PmdLock::Table(ptes) => {
 ///                 self.0 += ptes.iter().filter(|(_, pte)| pte.is_present()).count();
 ///             }
-///             PmdLock::Huge(huge) => self.0 += huge.len(),
+///             PmdLock::Huge(huge) => self.0 += huge.pages(),
 ///             PmdLock::Retry => {}
 ///         }
 ///         Ok(Walk::Continue)
@@ -267,10 +267,8 @@ impl<T: PageWalker> WalkOps<T> {
         // INVARIANT: `walk_pmd_range()` calls `pmd_entry` for a valid PMD entry of `vma`, which
         // covers `start..end`, with the mmap read lock held.
         let mut entry = PmdEntry {
-            vma,
+            range: WalkRange { vma, start, end },
             pmd,
-            start,
-            end,
             walk,
         };
         to_c(walker.pmd_entry(&mut entry))
@@ -311,52 +309,82 @@ impl<T: PageWalker> WalkOps<T> {
         // INVARIANT: `walk_hugetlb_range()` calls `hugetlb_entry` with the entry of the hugetlb
         // page that covers `start..end` of `vma`, holding the hugetlb VMA lock for reading.
         let entry = HugetlbEntry {
-            vma,
+            range: WalkRange { vma, start, end },
             ptep,
             size: (!hmask).wrapping_add(1),
-            start,
-            end,
         };
         to_c(walker.hugetlb_entry(&entry))
     }
 }
 
-/// A page middle directory entry met by a walk, handed to [`PageWalker::pmd_entry`].
+/// The part of a VMA that a walk callback covers: `start()..end()` of `vma()`.
 ///
-/// It covers `start()..end()` (at most one PMD's worth of address space) of `vma()`.
-///
-/// # Invariants
-///
-/// `pmd` points at a non-none PMD entry of `vma`'s page tables that covers `start..end`; `walk`
-/// is the `struct mm_walk` of the running walk. The mmap read lock is held, so the PTE table a
-/// non-huge entry points at is not freed while it is mapped by `pte_offset_map_lock()`.
-pub struct PmdEntry<'a> {
+/// [`PmdEntry`], [`HugePmd`] and [`HugetlbEntry`] dereference to it.
+#[derive(Clone, Copy)]
+pub struct WalkRange<'a> {
     vma: &'a VmaRef,
-    pmd: NonNull<bindings::pmd_t>,
     start: usize,
     end: usize,
-    walk: NonNull<bindings::mm_walk>,
 }
 
-impl<'a> PmdEntry<'a> {
-    /// Returns the VMA the entry belongs to.
+impl<'a> WalkRange<'a> {
+    /// Returns the VMA.
     #[inline]
     pub fn vma(&self) -> &'a VmaRef {
         self.vma
     }
 
-    /// Returns the first address of the walked part of the entry.
+    /// Returns the first address of the range.
     #[inline]
     pub fn start(&self) -> usize {
         self.start
     }
 
-    /// Returns the end (exclusive) of the walked part of the entry.
+    /// Returns the end (exclusive) of the range.
     #[inline]
     pub fn end(&self) -> usize {
         self.end
     }
 
+    /// Returns the number of base pages in the range.
+    #[inline]
+    pub fn pages(&self) -> usize {
+        (self.end - self.start) / PAGE_SIZE
+    }
+}
+
+macro_rules! deref_to_range {
+    ($ty:ident) => {
+        impl<'a> core::ops::Deref for $ty<'a> {
+            type Target = WalkRange<'a>;
+
+            #[inline]
+            fn deref(&self) -> &WalkRange<'a> {
+                &self.range
+            }
+        }
+    };
+}
+
+/// A page middle directory entry met by a walk, handed to [`PageWalker::pmd_entry`].
+///
+/// It covers `start()..end()` (at most one PMD's worth of address space) of `vma()`, through
+/// its [`WalkRange`].
+///
+/// # Invariants
+///
+/// `pmd` points at a non-none PMD entry of `range.vma`'s page tables that covers `range`; `walk`
+/// is the `struct mm_walk` of the running walk. The mmap read lock is held, so the PTE table a
+/// non-huge entry points at is not freed while it is mapped by `pte_offset_map_lock()`.
+pub struct PmdEntry<'a> {
+    range: WalkRange<'a>,
+    pmd: NonNull<bindings::pmd_t>,
+    walk: NonNull<bindings::mm_walk>,
+}
+
+deref_to_range!(PmdEntry);
+
+impl PmdEntry<'_> {
     /// Locks the entry: the huge page it maps, or the table of PTEs it points at.
     ///
     /// For a transparent huge page (or a PMD-level migration entry) this takes the PMD lock
@@ -368,14 +396,12 @@ impl<'a> PmdEntry<'a> {
     pub fn lock(&mut self) -> PmdLock<'_> {
         // SAFETY: By the type invariants, `pmd` is a PMD entry of `vma` and the mmap lock is
         // held, as `pmd_trans_huge_lock()` requires.
-        let ptl = unsafe { bindings::pmd_trans_huge_lock(self.pmd.as_ptr(), self.vma.as_ptr()) };
+        let ptl = unsafe { bindings::pmd_trans_huge_lock(self.pmd.as_ptr(), self.vma().as_ptr()) };
         if let Some(ptl) = NonNull::new(ptl) {
             // INVARIANT: `pmd_trans_huge_lock()` returned the held lock of a huge entry.
             return PmdLock::Huge(HugePmd {
-                vma: self.vma,
+                range: self.range,
                 pmd: self.pmd,
-                start: self.start,
-                end: self.end,
                 ptl,
                 _nts: NotThreadSafe,
             });
@@ -386,9 +412,9 @@ impl<'a> PmdEntry<'a> {
         // and the mmap lock is held.
         let ptes = unsafe {
             bindings::pte_offset_map_lock(
-                self.vma.mm().as_raw(),
+                self.vma().mm().as_raw(),
                 self.pmd.as_ptr(),
-                self.start,
+                self.start(),
                 &mut ptl,
             )
         };
@@ -400,11 +426,11 @@ impl<'a> PmdEntry<'a> {
                 // INVARIANT: `pte_offset_map_lock()` mapped the table with the entry for
                 // `start` at `ptes` and took its lock `ptl`; the range stays within one PMD.
                 PmdLock::Table(PteTable {
-                    vma: self.vma,
+                    vma: self.vma(),
                     ptes,
                     ptl,
-                    start: self.start,
-                    len: (self.end - self.start) / PAGE_SIZE,
+                    start: self.start(),
+                    len: self.pages(),
                     _nts: NotThreadSafe,
                 })
             }
@@ -432,16 +458,16 @@ pub enum PmdLock<'a> {
 ///
 /// # Invariants
 ///
-/// `pmd` is a huge PMD entry (a transparent huge page or a PMD-level migration entry) of `vma`
-/// covering `start..end`, and `ptl` is its lock, held by this guard.
+/// `pmd` is a huge PMD entry (a transparent huge page or a PMD-level migration entry) of
+/// `range.vma` covering `range`, and `ptl` is its lock, held by this guard.
 pub struct HugePmd<'a> {
-    vma: &'a VmaRef,
+    range: WalkRange<'a>,
     pmd: NonNull<bindings::pmd_t>,
-    start: usize,
-    end: usize,
     ptl: NonNull<bindings::spinlock_t>,
     _nts: NotThreadSafe,
 }
+
+deref_to_range!(HugePmd);
 
 impl HugePmd<'_> {
     /// Returns the entry.
@@ -451,34 +477,10 @@ impl HugePmd<'_> {
         Pmd::from_raw(unsafe { bindings::pmdp_get(self.pmd.as_ptr()) })
     }
 
-    /// Returns the first address of the walked part of the huge page.
-    #[inline]
-    pub fn start(&self) -> usize {
-        self.start
-    }
-
-    /// Returns the end (exclusive) of the walked part of the huge page.
-    #[inline]
-    pub fn end(&self) -> usize {
-        self.end
-    }
-
-    /// Returns the number of base pages of the walked part.
-    #[inline]
-    pub fn len(&self) -> usize {
-        (self.end - self.start) / PAGE_SIZE
-    }
-
-    /// Returns whether the walked part is empty (never, for a valid walk).
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Returns whether the walk covers the whole huge page.
     #[inline]
     pub fn is_whole(&self) -> bool {
-        self.start % PMD_SIZE == 0 && self.end - self.start == PMD_SIZE
+        self.start() % PMD_SIZE == 0 && self.end() - self.start() == PMD_SIZE
     }
 
     /// Protects the huge page with userfaultfd (sets the uffd bit, which also write-protects it).
@@ -496,7 +498,7 @@ impl HugePmd<'_> {
         if !self.is_whole() {
             return Err(EINVAL);
         }
-        let (vma, pmdp, addr) = (self.vma, self.pmd.as_ptr(), self.start);
+        let (vma, pmdp, addr) = (self.vma(), self.pmd.as_ptr(), self.start());
         let pmd = self.pmd();
         if pmd.is_present() {
             // SAFETY: The PMD lock is held and the entry is a present huge page of `vma` at
@@ -519,14 +521,14 @@ impl HugePmd<'_> {
     /// Flushes the TLB entries of the walked part of the huge page.
     pub fn flush_tlb(&self) {
         // SAFETY: The range is within `vma`, which is valid under the mmap lock.
-        unsafe { bindings::flush_tlb_range(self.vma.as_ptr(), self.start, self.end) };
+        unsafe { bindings::flush_tlb_range(self.vma().as_ptr(), self.start(), self.end()) };
     }
 
     /// Unlocks the entry and splits the huge page into a table of PTEs.
     ///
     /// Afterwards [`PmdEntry::lock`] returns the table (or [`PmdLock::Retry`]).
     pub fn split(self) {
-        let (vma, pmd, start) = (self.vma, self.pmd, self.start);
+        let (vma, pmd, start) = (self.vma(), self.pmd, self.start());
         drop(self);
         // SAFETY: The PMD lock is not held; the mmap lock is, as `split_huge_pmd()` requires, and
         // `pmd` is an entry of `vma` covering `start`.
@@ -718,36 +720,18 @@ impl Drop for PteTable<'_> {
 ///
 /// # Invariants
 ///
-/// `ptep` is the entry of the hugetlb page of `size` bytes covering `start..end` of `vma`, and
+/// `ptep` is the entry of the hugetlb page of `size` bytes covering `range` of `range.vma`, and
 /// the hugetlb VMA lock is held for reading, so that the entry is not freed.
 #[cfg_attr(not(CONFIG_HUGETLB_PAGE), expect(dead_code))]
 pub struct HugetlbEntry<'a> {
-    vma: &'a VmaRef,
+    range: WalkRange<'a>,
     ptep: NonNull<bindings::pte_t>,
     size: usize,
-    start: usize,
-    end: usize,
 }
 
-impl<'a> HugetlbEntry<'a> {
-    /// Returns the VMA of the entry.
-    #[inline]
-    pub fn vma(&self) -> &'a VmaRef {
-        self.vma
-    }
+deref_to_range!(HugetlbEntry);
 
-    /// Returns the first address of the walked part of the huge page.
-    #[inline]
-    pub fn start(&self) -> usize {
-        self.start
-    }
-
-    /// Returns the end (exclusive) of the walked part of the huge page.
-    #[inline]
-    pub fn end(&self) -> usize {
-        self.end
-    }
-
+impl HugetlbEntry<'_> {
     /// Returns the size of the huge page.
     #[inline]
     pub fn size(&self) -> usize {
@@ -759,7 +743,7 @@ impl<'a> HugetlbEntry<'a> {
     pub fn pte(&self) -> Pte {
         // SAFETY: The entry is valid under the hugetlb VMA lock (type invariants).
         Pte::from_raw(unsafe {
-            bindings::huge_ptep_get(self.vma.mm().as_raw(), self.start, self.ptep.as_ptr())
+            bindings::huge_ptep_get(self.vma().mm().as_raw(), self.start(), self.ptep.as_ptr())
         })
     }
 }
