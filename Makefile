@@ -43,9 +43,7 @@ demo: build
 
 # The upstream selftests, unmodified, from the tree under test.
 selftests: build
-	@$(WB)/guest.sh selftests --expect $(WB)/expect.txt \
-		pagemap_ioctl=./pagemap_ioctl uffd-unit-tests=./uffd-unit-tests \
-		pagemap_scan=./pagemap_scan
+	@$(WB)/selftests.sh
 
 kunit: tree
 	@$(WB)/kunit.sh

@@ -22,6 +22,7 @@ rd=$CACHE/runs/$run
 rm -rf "$rd"; mkdir -p "$rd/root"/{bin,dev,proc,sys,tmp,st}
 cp /bin/busybox "$rd/root/bin/busybox"
 install -m 755 "$WB_TOP/workbench/guest/init" "$rd/root/init"
+install -m 755 "$WB_TOP/workbench/guest/impl" "$rd/root/st/impl"
 cp -a "$ST"/. "$rd/root/st/"
 specs=()
 for s in "$@"; do

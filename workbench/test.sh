@@ -58,8 +58,7 @@ step build "$WB_TOP/workbench/build.sh" || finish
 step kunit "$WB_TOP/workbench/kunit.sh" || true
 step check "$WB_TOP/workbench/check.sh" || true
 step bisect "$WB_TOP/workbench/bisect.sh" || true
-step selftests "$WB_TOP/workbench/guest.sh" selftests --expect "$WB_TOP/workbench/expect.txt" \
-	pagemap_ioctl=./pagemap_ioctl uffd-unit-tests=./uffd-unit-tests pagemap_scan=./pagemap_scan || true
+step selftests "$WB_TOP/workbench/selftests.sh" || true
 step demo "$WB_TOP/workbench/guest.sh" demo raw:pagemap_scan_demo=./pagemap_scan_demo || true
 step workbench "$WB_TOP/workbench/wbtest.sh" || true
 finish

@@ -2,7 +2,9 @@
 
 #include <linux/huge_mm.h>
 #include <linux/hugetlb.h>
+#include <linux/leafops.h>
 #include <linux/mm.h>
+#include <linux/page-flags.h>
 #include <linux/pgtable.h>
 #include <linux/swapops.h>
 #include <asm/tlbflush.h>
@@ -114,7 +116,89 @@ __rust_helper void rust_helper_set_pmd_at(struct mm_struct *mm, unsigned long ad
 	set_pmd_at(mm, addr, pmdp, pmd);
 }
 
+__rust_helper struct folio *rust_helper_page_folio(struct page *page)
+{
+	return page_folio(page);
+}
+
+__rust_helper bool rust_helper_folio_test_anon(const struct folio *folio)
+{
+	return folio_test_anon(folio);
+}
+
+__rust_helper struct folio *rust_helper_softleaf_to_folio(softleaf_t entry)
+{
+	return softleaf_to_folio(entry);
+}
+
+__rust_helper void rust_helper_i_mmap_lock_write(struct address_space *mapping)
+{
+	i_mmap_lock_write(mapping);
+}
+
+__rust_helper void rust_helper_i_mmap_unlock_write(struct address_space *mapping)
+{
+	i_mmap_unlock_write(mapping);
+}
+
 #ifdef CONFIG_HUGETLB_PAGE
+__rust_helper struct hstate *rust_helper_hstate_vma(struct vm_area_struct *vma)
+{
+	return hstate_vma(vma);
+}
+
+__rust_helper unsigned long rust_helper_huge_page_size(const struct hstate *h)
+{
+	return huge_page_size(h);
+}
+
+__rust_helper spinlock_t *rust_helper_huge_pte_lock(struct hstate *h, struct mm_struct *mm,
+						    pte_t *pte)
+{
+	return huge_pte_lock(h, mm, pte);
+}
+
+__rust_helper struct page *rust_helper_pte_page(pte_t pte)
+{
+	return pte_page(pte);
+}
+
+__rust_helper pte_t rust_helper_huge_pte_mkuffd(pte_t pte)
+{
+	return huge_pte_mkuffd(pte);
+}
+
+__rust_helper pte_t rust_helper_huge_ptep_modify_prot_start(struct vm_area_struct *vma,
+							    unsigned long addr, pte_t *ptep)
+{
+	return huge_ptep_modify_prot_start(vma, addr, ptep);
+}
+
+__rust_helper void rust_helper_huge_ptep_modify_prot_commit(struct vm_area_struct *vma,
+							    unsigned long addr, pte_t *ptep,
+							    pte_t old_pte, pte_t pte)
+{
+	huge_ptep_modify_prot_commit(vma, addr, ptep, old_pte, pte);
+}
+
+__rust_helper void rust_helper_set_huge_pte_at(struct mm_struct *mm, unsigned long addr,
+					       pte_t *ptep, pte_t pte, unsigned long sz)
+{
+	set_huge_pte_at(mm, addr, ptep, pte, sz);
+}
+
+/* Built-in only, like flush_tlb_range() above. */
+#ifndef MODULE
+__rust_helper void rust_helper_flush_hugetlb_tlb_range(struct vm_area_struct *vma,
+						       unsigned long start, unsigned long end)
+{
+	flush_hugetlb_tlb_range(vma, start, end);
+}
+#else
+void rust_helper_flush_hugetlb_tlb_range(struct vm_area_struct *vma,
+					 unsigned long start, unsigned long end);
+#endif
+
 __rust_helper pte_t rust_helper_huge_ptep_get(struct mm_struct *mm, unsigned long addr,
 					      pte_t *ptep)
 {

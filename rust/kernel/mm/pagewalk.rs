@@ -29,7 +29,7 @@ use crate::{
     error::{code::EINVAL, from_result, Error, Result, VTABLE_DEFAULT_ERROR},
     ffi::{c_int, c_ulong, c_void},
     mm::{
-        pgtable::{Pmd, Pte},
+        pgtable::{Pmd, Pte, PteKind},
         virt::VmaRef,
         MmapReadGuard,
     },
@@ -518,6 +518,33 @@ impl HugePmd<'_> {
         Ok(())
     }
 
+    /// Returns whether the huge entry maps a page that is not anonymous memory: a page-cache or
+    /// shmem huge page, mapped or being migrated. The huge zero page does not count.
+    pub fn maps_file_page(&self) -> bool {
+        let pmd = self.pmd();
+        let folio = if pmd.is_present() {
+            // SAFETY: The PMD lock is held and `pmd` is the entry's value at `start()`.
+            let page = unsafe {
+                bindings::vm_normal_page_pmd(self.vma().as_ptr(), self.start(), pmd.as_raw())
+            };
+            if page.is_null() {
+                return false;
+            }
+            // SAFETY: `vm_normal_page_pmd()` returned the page the locked entry maps.
+            unsafe { bindings::page_folio(page) }
+        } else {
+            match pmd.soft_leaf() {
+                // SAFETY: A locked software leaf with a page frame pins its folio.
+                Some(leaf) if leaf.has_pfn() => unsafe {
+                    bindings::softleaf_to_folio(leaf.as_raw())
+                },
+                _ => return false,
+            }
+        };
+        // SAFETY: `folio` is the folio the locked entry refers to.
+        !unsafe { bindings::folio_test_anon(folio) }
+    }
+
     /// Flushes the TLB entries of the walked part of the huge page.
     pub fn flush_tlb(&self) {
         // SAFETY: The range is within `vma`, which is valid under the mmap lock.
@@ -691,6 +718,42 @@ impl PteTable<'_> {
         Ok(())
     }
 
+    /// Returns whether entry `index` maps a page that is not anonymous memory.
+    ///
+    /// That is a page-cache or shmem page, mapped (C `vm_normal_page()`) or being migrated or
+    /// held by a device (a software leaf with a page frame). The shared zero page and the raw
+    /// page frames of `VM_PFNMAP` and `VM_MIXEDMAP` mappings are not "normal" pages and do not
+    /// count; neither do swap entries, which are anonymous or shmem memory that is not in the
+    /// page cache.
+    pub fn maps_file_page(&self, index: usize) -> bool {
+        let Some(pte) = self.get(index) else {
+            return false;
+        };
+        let folio = match pte.kind() {
+            PteKind::None => return false,
+            PteKind::Present => {
+                // SAFETY: The entry is mapped and locked (type invariants) and `pte` is its
+                // value, at `addr(index)` of `vma`.
+                let page = unsafe {
+                    bindings::vm_normal_page(self.vma.as_ptr(), self.addr(index), pte.as_raw())
+                };
+                if page.is_null() {
+                    return false;
+                }
+                // SAFETY: `vm_normal_page()` returned the page the locked entry maps.
+                unsafe { bindings::page_folio(page) }
+            }
+            PteKind::Leaf(leaf) if leaf.has_pfn() => {
+                // SAFETY: The entry is a software leaf with a page frame, locked (type
+                // invariants), so its folio is pinned by the entry.
+                unsafe { bindings::softleaf_to_folio(leaf.as_raw()) }
+            }
+            PteKind::Leaf(_) => return false,
+        };
+        // SAFETY: `folio` is the folio the locked entry refers to.
+        !unsafe { bindings::folio_test_anon(folio) }
+    }
+
     /// Flushes the TLB entries for entries `from..to`.
     ///
     /// # Errors
@@ -740,11 +803,274 @@ impl HugetlbEntry<'_> {
 
     /// Reads the entry (without its page-table lock: it may change right after).
     #[cfg(CONFIG_HUGETLB_PAGE)]
-    pub fn pte(&self) -> Pte {
+    pub fn pte(&self) -> HugetlbPte<'_> {
         // SAFETY: The entry is valid under the hugetlb VMA lock (type invariants).
-        Pte::from_raw(unsafe {
+        let pte = unsafe {
             bindings::huge_ptep_get(self.vma().mm().as_raw(), self.start(), self.ptep.as_ptr())
-        })
+        };
+        // INVARIANT: Read from the entry of a hugetlb page of the walked VMA.
+        HugetlbPte {
+            pte: Pte::from_raw(pte),
+            _entry: PhantomData,
+        }
+    }
+
+    /// Locks the entry to change it: takes the file's `i_mmap` lock for writing (so that the
+    /// page cannot be unmapped by truncation) and the entry's page-table lock.
+    #[cfg(CONFIG_HUGETLB_PAGE)]
+    pub fn lock(&self) -> HugetlbLock<'_> {
+        let vma = self.vma();
+        // SAFETY: A hugetlb VMA is backed by a hugetlbfs file, valid while the VMA is.
+        let mapping = unsafe { (*(*vma.as_ptr()).vm_file).f_mapping };
+        // SAFETY: `mapping` is the live mapping of the VMA's file.
+        unsafe { bindings::i_mmap_lock_write(mapping) };
+        // SAFETY: `ptep` is an entry of this hugetlb VMA (type invariants), whose hstate it uses.
+        let ptl = unsafe {
+            bindings::huge_pte_lock(
+                bindings::hstate_vma(vma.as_ptr()),
+                vma.mm().as_raw(),
+                self.ptep.as_ptr(),
+            )
+        };
+        // INVARIANT: Both locks were just taken; `ptep` covers the range (type invariants of
+        // `HugetlbEntry`).
+        HugetlbLock {
+            range: self.range,
+            ptep: self.ptep,
+            size: self.size,
+            mapping,
+            ptl,
+            _nts: NotThreadSafe,
+        }
+    }
+}
+
+/// The value of a hugetlb entry, as read by [`HugetlbEntry::pte`] or [`HugetlbLock::pte`].
+///
+/// It dereferences to the [`Pte`].
+///
+/// # Invariants
+///
+/// `pte` was read from the entry of a hugetlb page of a walked VMA, so a present `pte` maps a
+/// page frame that has a `struct page`.
+#[derive(Clone, Copy)]
+pub struct HugetlbPte<'a> {
+    pte: Pte,
+    _entry: PhantomData<&'a ()>,
+}
+
+impl core::ops::Deref for HugetlbPte<'_> {
+    type Target = Pte;
+
+    #[inline]
+    fn deref(&self) -> &Pte {
+        &self.pte
+    }
+}
+
+impl HugetlbPte<'_> {
+    /// Returns whether the entry maps a huge page that is not anonymous: a page of a hugetlbfs
+    /// file (a shared mapping, or a private one before copy on write).
+    #[cfg(CONFIG_HUGETLB_PAGE)]
+    pub fn maps_file_page(&self) -> bool {
+        if !self.pte.is_present() {
+            return false;
+        }
+        // SAFETY: A present hugetlb entry maps a page with a `struct page` (type invariants);
+        // its flags are read without a lock, as C `pagemap_hugetlb_category()` does.
+        !unsafe {
+            bindings::folio_test_anon(bindings::page_folio(bindings::pte_page(self.pte.as_raw())))
+        }
+    }
+}
+
+/// A locked hugetlb entry, from [`HugetlbEntry::lock`].
+///
+/// # Invariants
+///
+/// `ptep` is the entry of the hugetlb page of `size` bytes covering `range`; this guard holds the
+/// `i_mmap` lock of `mapping` (the VMA's file) for writing and the entry's page-table lock `ptl`.
+#[cfg(CONFIG_HUGETLB_PAGE)]
+pub struct HugetlbLock<'a> {
+    range: WalkRange<'a>,
+    ptep: NonNull<bindings::pte_t>,
+    size: usize,
+    mapping: *mut bindings::address_space,
+    ptl: *mut bindings::spinlock_t,
+    _nts: NotThreadSafe,
+}
+
+#[cfg(CONFIG_HUGETLB_PAGE)]
+deref_to_range!(HugetlbLock);
+
+#[cfg(CONFIG_HUGETLB_PAGE)]
+impl HugetlbLock<'_> {
+    /// Reads the entry.
+    pub fn pte(&self) -> HugetlbPte<'_> {
+        // SAFETY: The entry is valid and locked (type invariants).
+        let pte = unsafe {
+            bindings::huge_ptep_get(self.vma().mm().as_raw(), self.start(), self.ptep.as_ptr())
+        };
+        // INVARIANT: Read from the entry of a hugetlb page of the walked VMA.
+        HugetlbPte {
+            pte: Pte::from_raw(pte),
+            _entry: PhantomData,
+        }
+    }
+
+    /// Returns whether the walk covers the whole huge page.
+    #[inline]
+    pub fn is_whole(&self) -> bool {
+        self.start() % self.size == 0 && self.end() - self.start() == self.size
+    }
+
+    /// Protects the huge page with userfaultfd, like [`HugePmd::make_uffd_wp`]: a present
+    /// entry gets the uffd bit, a migration entry the bit in its swap encoding, and a none entry
+    /// a uffd-wp marker. Hardware-poison entries and markers are left alone. The TLB still has to
+    /// be flushed, see [`HugetlbLock::flush_tlb`].
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] unless the walk covers the whole huge page: part of one cannot be protected.
+    pub fn make_uffd_wp(&mut self) -> Result {
+        if !self.is_whole() {
+            return Err(EINVAL);
+        }
+        // SAFETY: The entry is locked (type invariants) and covers the whole huge page at
+        // `start()`.
+        unsafe { make_uffd_wp_huge_pte(self.vma(), self.start(), self.ptep, self.size) };
+        Ok(())
+    }
+
+    /// Flushes the TLB entries of the huge page.
+    pub fn flush_tlb(&self) {
+        // SAFETY: The range is within the VMA, which is valid under the mmap lock.
+        unsafe { bindings::flush_hugetlb_tlb_range(self.vma().as_ptr(), self.start(), self.end()) };
+    }
+}
+
+#[cfg(CONFIG_HUGETLB_PAGE)]
+impl Drop for HugetlbLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: The guard holds both locks (type invariants); they are released once, in the
+        // reverse order of taking them.
+        unsafe {
+            bindings::spin_unlock(self.ptl);
+            bindings::i_mmap_unlock_write(self.mapping);
+        }
+    }
+}
+
+/// Write-protects the hugetlb entry at `ptep` for userfaultfd (C `make_uffd_wp_huge_pte()`).
+///
+/// # Safety
+///
+/// `ptep` is the entry of the huge page of `size` bytes of `vma` at `addr` (aligned), and the
+/// caller holds its page-table lock and the `i_mmap` lock of the VMA's file for writing.
+#[cfg(CONFIG_HUGETLB_PAGE)]
+unsafe fn make_uffd_wp_huge_pte(
+    vma: &VmaRef,
+    addr: usize,
+    ptep: NonNull<bindings::pte_t>,
+    size: usize,
+) {
+    let (mm, ptep) = (vma.mm().as_raw(), ptep.as_ptr());
+    // SAFETY: The entry is valid and locked (the function's safety requirements).
+    let pte = Pte::from_raw(unsafe { bindings::huge_ptep_get(mm, addr, ptep) });
+    let new = match pte.kind() {
+        // SAFETY: Pure function of the value.
+        PteKind::None => unsafe { bindings::make_pte_marker(bindings::PTE_MARKER_UFFD_WP) },
+        // SAFETY: Pure function of the value, a software leaf.
+        PteKind::Leaf(leaf) if leaf.is_migration() => unsafe {
+            bindings::pte_swp_mkuffd(pte.as_raw())
+        },
+        PteKind::Leaf(_) => return,
+        PteKind::Present => {
+            // SAFETY: The entry is present and locked; the start is committed right below.
+            let old = unsafe { bindings::huge_ptep_modify_prot_start(vma.as_ptr(), addr, ptep) };
+            // SAFETY: Pure function of the value; commits the change started above.
+            unsafe {
+                bindings::huge_ptep_modify_prot_commit(
+                    vma.as_ptr(),
+                    addr,
+                    ptep,
+                    old,
+                    bindings::huge_pte_mkuffd(old),
+                )
+            };
+            return;
+        }
+    };
+    // SAFETY: The entry is locked and not present, so the CPU does not write to it.
+    unsafe { bindings::set_huge_pte_at(mm, addr, ptep, new, size) };
+}
+
+#[cfg(CONFIG_HUGETLB_PAGE)]
+impl VmaRef {
+    /// Write-protects the unpopulated hugetlb entries of `start..end` of a uffd-wp hugetlb VMA
+    /// for userfaultfd, installing a uffd-wp marker in each (entries that got populated
+    /// meanwhile are protected like [`HugetlbLock::make_uffd_wp`] does, with a TLB flush).
+    ///
+    /// Unlike `uffd_wp_range()` this does not take the hugetlb VMA lock for writing, so it can be
+    /// called from a walk, which holds it for reading. Page-table sharing is off in uffd-wp
+    /// VMAs, so the VMA lock guards nothing that this changes.
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] unless this is a hugetlb VMA registered for userfaultfd write protection and
+    /// `start..end` is within it; [`ENOMEM`](crate::error::code::ENOMEM) if a page table could
+    /// not be allocated.
+    pub fn uffd_wp_hugetlb_holes(&self, start: usize, end: usize) -> Result {
+        if !self.is_hugetlb()
+            || !self.userfaultfd_wp()
+            || start >= end
+            || start < self.start()
+            || end > self.end()
+        {
+            return Err(EINVAL);
+        }
+        let size = self.huge_page_size();
+        let mm = self.mm().as_raw();
+        let mut addr = start - start % size;
+        while addr < end {
+            // SAFETY: `addr` is a huge-page aligned address of this hugetlb VMA, whose mmap or vma
+            // lock is held (type invariants); page-table sharing is off for uffd-wp VMAs.
+            let ptep =
+                NonNull::new(unsafe { bindings::huge_pte_alloc(mm, self.as_ptr(), addr, size) })
+                    .ok_or(crate::error::code::ENOMEM)?;
+            // SAFETY: A hugetlb VMA is backed by a hugetlbfs file, valid while the VMA is.
+            let mapping = unsafe { (*(*self.as_ptr()).vm_file).f_mapping };
+            // SAFETY: `mapping` is the live mapping of the VMA's file; `ptep` was just allocated for
+            // this VMA, whose hstate locks it.
+            let ptl = unsafe {
+                bindings::i_mmap_lock_write(mapping);
+                bindings::huge_pte_lock(bindings::hstate_vma(self.as_ptr()), mm, ptep.as_ptr())
+            };
+            // SAFETY: The entry is locked.
+            let was_none =
+                Pte::from_raw(unsafe { bindings::huge_ptep_get(mm, addr, ptep.as_ptr()) })
+                    .is_none();
+            // SAFETY: Both locks are held and `ptep` is the entry of the huge page at `addr`.
+            unsafe { make_uffd_wp_huge_pte(self, addr, ptep, size) };
+            if !was_none {
+                // A none entry is never cached in a TLB; one that a fault populated meanwhile is.
+                // SAFETY: The range is within this VMA.
+                unsafe { bindings::flush_hugetlb_tlb_range(self.as_ptr(), addr, addr + size) };
+            }
+            // SAFETY: Releases the locks taken above, once, in reverse order.
+            unsafe {
+                bindings::spin_unlock(ptl);
+                bindings::i_mmap_unlock_write(mapping);
+            }
+            addr += size;
+        }
+        Ok(())
+    }
+
+    /// Returns the size of the huge pages of this hugetlb VMA.
+    fn huge_page_size(&self) -> usize {
+        // SAFETY: The VMA is a valid hugetlb VMA (checked by the caller), which has an hstate.
+        unsafe { bindings::huge_page_size(bindings::hstate_vma(self.as_ptr())) }
     }
 }
 
@@ -754,7 +1080,6 @@ mod tests {
     use super::*;
     use crate::{
         kunit::{prot, vm_mmap},
-        mm::pgtable::PteKind,
         uaccess::{UserPtr, UserSlice},
     };
 

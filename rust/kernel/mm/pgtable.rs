@@ -204,6 +204,12 @@ macro_rules! leaf_test {
 }
 
 impl SoftLeaf {
+    /// Returns the raw C value.
+    #[inline]
+    pub fn as_raw(self) -> bindings::softleaf_t {
+        self.0
+    }
+
     leaf_test!(
         /// Returns whether this is a swap entry.
         is_swap => softleaf_is_swap

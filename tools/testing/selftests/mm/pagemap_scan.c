@@ -2,9 +2,14 @@
 /*
  * PAGEMAP_SCAN cases that pagemap_ioctl does not cover.
  *
- * Each case checks what a caller that resumes from walk_end sees, the way
- * CRIU and Wine drive the ioctl: every written page must be reported exactly
- * once, however max_pages and vec_len cut the scans.
+ * - A caller that resumes from walk_end, the way CRIU and Wine drive the
+ *   ioctl, must see every written page exactly once, however max_pages and
+ *   vec_len cut the scans.
+ * - Each class of bad input gets its errno.
+ * - The categories of swapped-out pages, guard regions, soft-dirty pages and
+ *   pages accessed under userfaultfd read-write protection.
+ * - With CONFIG_PAGEMAP_SCAN_RUST_SWITCH, the C and Rust implementations give
+ *   the same results for random layouts and arguments.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,12 +23,23 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../kselftest.h"
 
 #define HPAGE_2M	(2UL << 20)
 #define MAX_SCANS	64
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL	102
+#endif
+
+#define ALL_CATEGORIES	(PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN | PAGE_IS_FILE | \
+			 PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO | \
+			 PAGE_IS_HUGE | PAGE_IS_SOFT_DIRTY | PAGE_IS_GUARD | \
+			 PAGE_IS_ACCESSED)
+#define SWITCH		"/sys/kernel/debug/pagemap_scan_rust"
 
 static int pagemap_fd;
 static long page_size;
@@ -70,6 +86,46 @@ static long scan(void *start, void *end, struct page_region *vec, size_t vec_len
 
 	*walk_end = arg.walk_end;
 	return ret < 0 ? -errno : ret;
+}
+
+/* PAGEMAP_SCAN on @fd: the number of regions, or -errno. */
+static long scan_arg(int fd, struct pm_scan_arg *arg)
+{
+	long ret = ioctl(fd, PAGEMAP_SCAN, arg);
+
+	return ret < 0 ? -errno : ret;
+}
+
+/*
+ * The categories of each page of [area, area + npages pages), as a scan that
+ * reports every page with every category sees them, in cats[]. Returns 0, or
+ * -1 if the scan fails or does not cover the range.
+ */
+static int categories_of(char *area, size_t npages, unsigned long *cats)
+{
+	struct page_region vec[64];
+	char *start = area, *end = area + npages * page_size;
+
+	memset(cats, 0, npages * sizeof(*cats));
+	while (start < end) {
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.start = (unsigned long)start,
+			.end = (unsigned long)end,
+			.vec = (unsigned long)vec,
+			.vec_len = 64,
+			.return_mask = ALL_CATEGORIES,
+		};
+		long n = scan_arg(pagemap_fd, &arg);
+
+		if (n < 0 || arg.walk_end <= (unsigned long)start)
+			return -1;
+		for (long i = 0; i < n; i++)
+			for (unsigned long a = vec[i].start; a < vec[i].end; a += page_size)
+				cats[(a - (unsigned long)area) / page_size] = vec[i].categories;
+		start = (char *)arg.walk_end;
+	}
+	return 0;
 }
 
 /*
@@ -166,6 +222,552 @@ out:
 	free(seen);
 }
 
+/* Errno of each class of bad input; arguments are checked before anything else. */
+static void test_errors(void)
+{
+	const size_t len = 4 * page_size;
+	const unsigned long kaddr = 1UL << 63;
+	char *buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *ro = mmap(NULL, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct page_region vec[4];
+	struct {
+		const char *name;
+		struct pm_scan_arg arg;
+		int err;
+		bool writes_walk_end;
+	} cases[] = {
+#define ARG(...) { .size = sizeof(struct pm_scan_arg), .start = (unsigned long)buf, \
+		   .end = (unsigned long)buf + len, .vec = (unsigned long)vec, .vec_len = 4, \
+		   .return_mask = PAGE_IS_PRESENT, .walk_end = 0x1234, __VA_ARGS__ }
+		{ "size too small", ARG(.size = sizeof(struct pm_scan_arg) - 8), EINVAL },
+		{ "size too large", ARG(.size = sizeof(struct pm_scan_arg) + 8), EINVAL },
+		{ "unknown flag", ARG(.flags = PM_SCAN_CHECK_WPASYNC << 1), EINVAL },
+		{ "unknown category in category_mask", ARG(.category_mask = 1UL << 10), EINVAL },
+		{ "unknown category in category_inverted", ARG(.category_inverted = 1UL << 10), EINVAL },
+		{ "unknown category in category_anyof_mask", ARG(.category_anyof_mask = 1UL << 63), EINVAL },
+		{ "unknown category in return_mask", ARG(.return_mask = 1UL << 11), EINVAL },
+		{ "unaligned start", ARG(.start = (unsigned long)buf + 1), EINVAL },
+		{ "end before start", ARG(.start = (unsigned long)buf + page_size,
+					  .end = (unsigned long)buf), EFAULT },
+		{ "range in kernel space", ARG(.start = kaddr, .end = kaddr + page_size), EFAULT },
+		{ "vec NULL with vec_len", ARG(.vec = 0, .vec_len = 1), EINVAL },
+		{ "vec in kernel space", ARG(.vec = kaddr), EFAULT },
+		{ "vec_len overflows", ARG(.vec_len = ~0UL / 2), EFAULT },
+		{ "vec read-only", ARG(.vec = (unsigned long)ro), EFAULT, true },
+		{ "CHECK_WPASYNC without uffd", ARG(.flags = PM_SCAN_CHECK_WPASYNC), EPERM, true },
+		{ "WP_MATCHING without uffd skips the VMA", ARG(.flags = PM_SCAN_WP_MATCHING), 0, true },
+#undef ARG
+	};
+	int pipefd[2], status;
+	bool ok = true;
+	pid_t pid;
+
+	if (buf == MAP_FAILED || ro == MAP_FAILED)
+		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
+	memset(buf, 1, len);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		long ret = scan_arg(pagemap_fd, &cases[i].arg);
+		unsigned long want_end = cases[i].writes_walk_end ? (unsigned long)buf + len : 0x1234;
+
+		if (ret != -cases[i].err && !(cases[i].err == 0 && ret == 0)) {
+			ksft_print_msg("%s: got %ld, want %d\n", cases[i].name, ret, -cases[i].err);
+			ok = false;
+		} else if (cases[i].arg.walk_end != want_end) {
+			ksft_print_msg("%s: walk_end %#llx, want %#lx\n", cases[i].name,
+				       (unsigned long long)cases[i].arg.walk_end, want_end);
+			ok = false;
+		}
+	}
+
+	if (ioctl(pagemap_fd, PAGEMAP_SCAN, NULL) != -1 || errno != EFAULT) {
+		ksft_print_msg("unreadable argument: want EFAULT\n");
+		ok = false;
+	}
+
+	/* The mm of a process that has exited: ESRCH. */
+	if (pipe(pipefd))
+		ksft_exit_fail_msg("pipe: %s\n", strerror(errno));
+	pid = fork();
+	if (pid == 0) {
+		char c;
+
+		close(pipefd[1]);
+		read(pipefd[0], &c, 1);
+		_exit(0);
+	} else if (pid > 0) {
+		char path[64];
+		int fd;
+
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+		fd = open(path, O_RDONLY);
+		close(pipefd[1]);
+		waitpid(pid, &status, 0);
+		if (fd < 0) {
+			ksft_print_msg("open %s: %s\n", path, strerror(errno));
+			ok = false;
+		} else {
+			struct pm_scan_arg arg = { .size = sizeof(arg), .start = (unsigned long)buf,
+						   .end = (unsigned long)buf + len };
+			long ret = scan_arg(fd, &arg);
+
+			if (ret != -ESRCH) {
+				ksft_print_msg("exited process: got %ld, want %d\n", ret, -ESRCH);
+				ok = false;
+			}
+			close(fd);
+		}
+	} else {
+		ksft_exit_fail_msg("fork: %s\n", strerror(errno));
+	}
+	close(pipefd[0]);
+
+	ksft_test_result(ok, "bad input gets its errno (%zu cases)\n",
+			 sizeof(cases) / sizeof(cases[0]) + 2);
+	munmap(buf, len);
+	munmap(ro, page_size);
+}
+
+/*
+ * Write-protected pages keep their protection in swap: they are SWAPPED and
+ * not WRITTEN, until a write swaps one in and makes it WRITTEN.
+ */
+static void test_swapped(void)
+{
+	const size_t n = 16;
+	unsigned long cats[16], walk_end;
+	char *area = mmap(NULL, n * page_size, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int uffd, swapped = 0;
+	bool ok = true;
+
+	if (area == MAP_FAILED)
+		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
+	memset(area, 1, n * page_size);
+	uffd = uffd_wp_async(area, n * page_size);
+	if (uffd < 0) {
+		ksft_test_result_fail("swapped: uffd register: %s\n", strerror(-uffd));
+		goto out;
+	}
+	if (scan(area, area + n * page_size, NULL, 0, 0, &walk_end) < 0 ||
+	    madvise(area, n * page_size, MADV_PAGEOUT) ||
+	    categories_of(area, n, cats)) {
+		ksft_test_result_fail("swapped: protect, page out or scan failed: %s\n",
+				      strerror(errno));
+		goto out_uffd;
+	}
+	for (size_t i = 0; i < n; i++)
+		swapped += (cats[i] & (PAGE_IS_SWAPPED | PAGE_IS_PRESENT)) == PAGE_IS_SWAPPED;
+	if (!swapped) {
+		ksft_test_result_skip("swapped: MADV_PAGEOUT swapped nothing out (no swap?)\n");
+		goto out_uffd;
+	}
+	/* Soft-dirty or not depends on the VMA (VM_SOFTDIRTY); it is not checked here. */
+	for (size_t i = 0; i < n; i++)
+		cats[i] &= ~PAGE_IS_SOFT_DIRTY;
+	for (size_t i = 0; i < n; i++) {
+		if (cats[i] != (PAGE_IS_SWAPPED | PAGE_IS_WPALLOWED)) {
+			ksft_print_msg("page %zu after page-out: %#lx\n", i, cats[i]);
+			ok = false;
+		}
+	}
+	area[3 * page_size] = 2;
+	if (categories_of(area, n, cats))
+		ok = false;
+	for (size_t i = 0; ok && i < n; i++) {
+		unsigned long want = i == 3 ? PAGE_IS_PRESENT | PAGE_IS_WRITTEN : PAGE_IS_SWAPPED;
+
+		if ((cats[i] & ~PAGE_IS_SOFT_DIRTY) != (want | PAGE_IS_WPALLOWED)) {
+			ksft_print_msg("page %zu after writing page 3: %#lx\n", i, cats[i]);
+			ok = false;
+		}
+	}
+	ksft_test_result(ok, "swapped: protection survives swap, a write swaps in as WRITTEN\n");
+out_uffd:
+	close(uffd);
+out:
+	munmap(area, n * page_size);
+}
+
+/* Guard regions are GUARD (and SWAPPED: non-present entries), other pages not. */
+static void test_guard(void)
+{
+	const size_t n = 8;
+	unsigned long cats[8];
+	char *area = mmap(NULL, n * page_size, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	bool ok = true;
+
+	if (area == MAP_FAILED)
+		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
+	memset(area, 1, n * page_size);
+	if (madvise(area + 2 * page_size, 2 * page_size, MADV_GUARD_INSTALL)) {
+		ksft_test_result_skip("guard: MADV_GUARD_INSTALL: %s\n", strerror(errno));
+		goto out;
+	}
+	if (categories_of(area, n, cats))
+		ok = false;
+	for (size_t i = 0; ok && i < n; i++) {
+		unsigned long want = i == 2 || i == 3 ? PAGE_IS_GUARD | PAGE_IS_SWAPPED : PAGE_IS_PRESENT;
+
+		if ((cats[i] & ~PAGE_IS_SOFT_DIRTY) != want) {
+			ksft_print_msg("page %zu: %#lx, want %#lx\n", i, cats[i], want);
+			ok = false;
+		}
+	}
+	ksft_test_result(ok, "guard: guard pages are GUARD and SWAPPED\n");
+out:
+	munmap(area, n * page_size);
+}
+
+/* After clear_refs 4 only a page written since is SOFT_DIRTY. */
+static void test_soft_dirty(void)
+{
+	const size_t n = 8;
+	unsigned long cats[8];
+	char *area = mmap(NULL, n * page_size, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fd = open("/proc/self/clear_refs", O_WRONLY);
+	bool ok = true;
+
+	if (area == MAP_FAILED)
+		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
+	memset(area, 1, n * page_size);
+	if (fd < 0 || write(fd, "4", 1) != 1) {
+		ksft_test_result_skip("soft-dirty: clear_refs: %s\n", strerror(errno));
+		goto out;
+	}
+	area[5 * page_size] = 2;
+	if (categories_of(area, n, cats))
+		ok = false;
+	if (ok && !(cats[5] & PAGE_IS_SOFT_DIRTY)) {
+		ksft_test_result_skip("soft-dirty: no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY)\n");
+		goto out;
+	}
+	for (size_t i = 0; ok && i < n; i++) {
+		if (!!(cats[i] & PAGE_IS_SOFT_DIRTY) != (i == 5)) {
+			ksft_print_msg("page %zu: %#lx\n", i, cats[i]);
+			ok = false;
+		}
+	}
+	ksft_test_result(ok, "soft-dirty: only the page written after clear_refs\n");
+out:
+	if (fd >= 0)
+		close(fd);
+	munmap(area, n * page_size);
+}
+
+/* Under async read-write protection a page read since protecting is ACCESSED. */
+static void test_accessed(void)
+{
+	const size_t n = 8;
+	unsigned long cats[8];
+	char *area = mmap(NULL, n * page_size, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = UFFD_FEATURE_RWP | UFFD_FEATURE_RWP_ASYNC };
+	struct uffdio_register reg = {
+		.range = { .start = (unsigned long)area, .len = n * page_size },
+		.mode = UFFDIO_REGISTER_MODE_RWP,
+	};
+	struct uffdio_rwprotect rwp = { .range = reg.range, .mode = UFFDIO_RWPROTECT_MODE_RWP };
+	int uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	volatile char c;
+	bool ok = true;
+
+	if (area == MAP_FAILED)
+		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
+	memset(area, 1, n * page_size);
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api)) {
+		ksft_test_result_skip("accessed: no async uffd read-write protection: %s\n",
+				      strerror(errno));
+		goto out;
+	}
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg) || ioctl(uffd, UFFDIO_RWPROTECT, &rwp)) {
+		ksft_test_result_fail("accessed: register/protect: %s\n", strerror(errno));
+		goto out;
+	}
+	c = area[6 * page_size];
+	(void)c;
+	if (categories_of(area, n, cats))
+		ok = false;
+	for (size_t i = 0; ok && i < n; i++) {
+		if (!!(cats[i] & PAGE_IS_ACCESSED) != (i == 6) || (cats[i] & PAGE_IS_WRITTEN)) {
+			ksft_print_msg("page %zu: %#lx\n", i, cats[i]);
+			ok = false;
+		}
+	}
+	ksft_test_result(ok, "accessed: only the page read after protecting\n");
+out:
+	if (uffd >= 0)
+		close(uffd);
+	munmap(area, n * page_size);
+}
+
+/*
+ * Differential test of the C and Rust implementations (needs the debugfs
+ * switch of CONFIG_PAGEMAP_SCAN_RUST_SWITCH). Each round builds the same
+ * random layout twice at the same addresses, runs the same random scan on it
+ * with C and then with Rust, and compares the return value, the regions,
+ * walk_end and the categories of every page afterwards (which show what was
+ * write-protected).
+ */
+#define D_ROUNDS	1000
+#define D_ANON		96	/* uffd-wp anonymous pages, some guard */
+#define D_PLAIN		32	/* anonymous pages without uffd */
+#define D_SHMEM		32	/* uffd-wp shmem pages */
+#define D_THP		2	/* uffd-wp 2M THPs */
+#define D_HUGETLB	2	/* uffd-wp 2M hugetlb pages */
+
+struct d_layout {
+	char *base, *anon, *plain, *shmem, *thp, *hugetlb;
+	size_t span;
+	int uffd[4];
+	bool guard[D_ANON];	/* guard pages: any access is SIGSEGV */
+};
+
+struct d_result {
+	long ret;
+	unsigned long walk_end;
+	struct page_region vec[16];
+	unsigned long *cats;
+	bool wp;
+};
+
+static unsigned int d_seed;
+
+static unsigned int d_rand(void)
+{
+	d_seed = d_seed * 1103515245 + 12345;
+	return (d_seed >> 8) & 0xffffff;
+}
+
+static int set_impl(bool rust)
+{
+	int fd = open(SWITCH, O_WRONLY);
+	int ret = fd >= 0 && write(fd, rust ? "Y" : "N", 1) == 1 ? 0 : -1;
+
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* Touch pages at random: none, read (zero page) or written. */
+static void d_touch(char *p, size_t npages, bool reads)
+{
+	for (size_t i = 0; i < npages; i++) {
+		unsigned int r = d_rand() % 4;
+
+		if (r == 1 && reads)
+			(void)*(volatile char *)(p + i * page_size);
+		else if (r >= 2)
+			p[i * page_size] = 1;
+	}
+}
+
+static char *d_map(char *at, size_t len, int flags, int fd)
+{
+	char *p = mmap(at, len, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Builds the layout of seed @seed at @base; the setup scans use C. */
+static int d_build(struct d_layout *l, unsigned int seed)
+{
+	struct pm_scan_arg protect = {
+		.size = sizeof(protect),
+		.flags = PM_SCAN_WP_MATCHING,
+		.start = (unsigned long)l->base,
+		.end = (unsigned long)l->base + l->span,
+	};
+	int memfd;
+
+	d_seed = seed;
+	/* Each part is followed by an unmapped page, a hole outside any VMA. */
+	l->anon = l->base;
+	l->plain = l->anon + (D_ANON + 1) * page_size;
+	l->shmem = l->plain + (D_PLAIN + 1) * page_size;
+	l->thp = l->base + 4 * HPAGE_2M;
+	l->hugetlb = l->base + 8 * HPAGE_2M;
+	memset(l->uffd, -1, sizeof(l->uffd));
+
+	memfd = memfd_create("pagemap_scan", 0);
+	if (memfd < 0 || ftruncate(memfd, D_SHMEM * page_size))
+		return -1;
+	if (!d_map(l->anon, D_ANON * page_size, MAP_PRIVATE | MAP_ANONYMOUS, -1) ||
+	    !d_map(l->plain, D_PLAIN * page_size, MAP_PRIVATE | MAP_ANONYMOUS, -1) ||
+	    !d_map(l->shmem, D_SHMEM * page_size, MAP_SHARED, memfd) ||
+	    !d_map(l->thp, D_THP * HPAGE_2M, MAP_PRIVATE | MAP_ANONYMOUS, -1) ||
+	    !d_map(l->hugetlb, D_HUGETLB * HPAGE_2M,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1)) {
+		close(memfd);
+		return -1;
+	}
+	close(memfd);
+
+	d_touch(l->anon, D_ANON, true);
+	d_touch(l->plain, D_PLAIN, true);
+	d_touch(l->shmem, D_SHMEM, true);
+	for (size_t i = 0; i < D_THP; i++)
+		if (d_rand() % 2)
+			memset(l->thp + i * HPAGE_2M, 1, HPAGE_2M);
+	for (size_t i = 0; i < D_HUGETLB; i++)
+		if (d_rand() % 2)
+			l->hugetlb[i * HPAGE_2M] = 1;
+	memset(l->guard, 0, sizeof(l->guard));
+	for (size_t i = 0; i < 3; i++) {
+		size_t at = d_rand() % D_ANON;
+
+		if (!madvise(l->anon + at * page_size, page_size, MADV_GUARD_INSTALL))
+			l->guard[at] = true;
+	}
+
+	l->uffd[0] = uffd_wp_async(l->anon, D_ANON * page_size);
+	l->uffd[1] = uffd_wp_async(l->shmem, D_SHMEM * page_size);
+	l->uffd[2] = uffd_wp_async(l->thp, D_THP * HPAGE_2M);
+	l->uffd[3] = uffd_wp_async(l->hugetlb, D_HUGETLB * HPAGE_2M);
+	for (size_t i = 0; i < 4; i++)
+		if (l->uffd[i] < 0)
+			return -1;
+	/* Protect everything (the uffd-wp parts), then write some pages again. */
+	if (scan_arg(pagemap_fd, &protect) < 0)
+		return -1;
+	for (size_t i = 0; i < D_ANON; i++) {
+		unsigned int r = d_rand() % 8;
+
+		if (l->guard[i])
+			continue;
+		if (r == 0)
+			madvise(l->anon + i * page_size, page_size, MADV_DONTNEED);
+		else if (r <= 2)
+			l->anon[i * page_size] = 2;
+	}
+	d_touch(l->shmem, D_SHMEM, false);
+	for (size_t i = 0; i < D_THP * HPAGE_2M / page_size; i += 1 + d_rand() % 300)
+		l->thp[i * page_size] = 2;
+	for (size_t i = 0; i < D_HUGETLB; i++)
+		if (d_rand() % 2)
+			l->hugetlb[i * HPAGE_2M] = 2;
+	return 0;
+}
+
+static void d_teardown(struct d_layout *l)
+{
+	for (size_t i = 0; i < 4; i++)
+		if (l->uffd[i] >= 0)
+			close(l->uffd[i]);
+	mmap(l->base, l->span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+}
+
+static unsigned long d_mask(void)
+{
+	static const unsigned long often[] = {
+		0, 0, PAGE_IS_WRITTEN, PAGE_IS_PRESENT, PAGE_IS_WPALLOWED,
+		PAGE_IS_PRESENT | PAGE_IS_WRITTEN, PAGE_IS_SWAPPED | PAGE_IS_GUARD,
+		PAGE_IS_FILE, PAGE_IS_HUGE, PAGE_IS_PFNZERO, PAGE_IS_SOFT_DIRTY,
+	};
+	unsigned int r = d_rand() % 16;
+
+	return r < 11 ? often[r] : d_rand() & ALL_CATEGORIES;
+}
+
+static int d_run(struct d_layout *l, unsigned int seed, bool rust, struct d_result *res)
+{
+	struct pm_scan_arg arg = { .size = sizeof(arg) };
+	size_t pages = l->span / page_size;
+	unsigned int r;
+
+	if (set_impl(false) || d_build(l, seed))
+		return -1;
+	/* The arguments come after the layout in the random sequence. */
+	arg.start = (unsigned long)l->base + d_rand() % pages * page_size;
+	arg.end = arg.start + d_rand() % (pages / 2) * page_size + (d_rand() % 4 ? 0 : 123);
+	if (arg.end > (unsigned long)l->base + l->span)
+		arg.end = (unsigned long)l->base + l->span;
+	r = d_rand() % 8;
+	arg.flags = r < 3 ? 0 : r < 6 ? PM_SCAN_WP_MATCHING :
+		    r == 6 ? PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC : PM_SCAN_CHECK_WPASYNC;
+	arg.category_mask = d_mask();
+	arg.category_inverted = d_rand() % 3 ? 0 : d_mask();
+	arg.category_anyof_mask = d_rand() % 3 ? 0 : d_mask();
+	arg.return_mask = d_rand() % 3 ? ALL_CATEGORIES : d_mask() | PAGE_IS_WRITTEN;
+	r = d_rand() % 8;
+	arg.vec_len = r == 0 ? 0 : r % 16;
+	arg.vec = r == 0 && d_rand() % 2 ? 0 : (unsigned long)res->vec;
+	arg.max_pages = d_rand() % 3 ? 0 : 1 + d_rand() % 1100;
+
+	memset(res->vec, 0, sizeof(res->vec));
+	if (set_impl(rust))
+		return -1;
+	res->ret = scan_arg(pagemap_fd, &arg);
+	res->wp = arg.flags & PM_SCAN_WP_MATCHING;
+	res->walk_end = arg.walk_end;
+	if (set_impl(false) || categories_of(l->base, pages, res->cats))
+		return -1;
+	d_teardown(l);
+	return 0;
+}
+
+static void test_differential(void)
+{
+	struct d_layout l = { .span = 10 * HPAGE_2M };
+	struct d_result res[2];
+	size_t pages = l.span / page_size;
+	int round, failed = 0, found = 0, errors = 0, protected = 0;
+
+	if (access(SWITCH, W_OK)) {
+		ksft_test_result_skip("differential: no %s (CONFIG_PAGEMAP_SCAN_RUST_SWITCH)\n",
+				      SWITCH);
+		return;
+	}
+	/* A 2M-aligned reservation, so that the THP part can be huge. */
+	l.base = mmap(NULL, l.span + HPAGE_2M, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (l.base == MAP_FAILED)
+		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
+	l.base = (char *)(((unsigned long)l.base + HPAGE_2M - 1) & ~(HPAGE_2M - 1));
+	res[0].cats = calloc(pages, sizeof(unsigned long));
+	res[1].cats = calloc(pages, sizeof(unsigned long));
+
+	for (round = 0; round < D_ROUNDS && failed < 5; round++) {
+		unsigned int seed = 0x5eed0000 + round;
+
+		if (d_run(&l, seed, false, &res[0]) || d_run(&l, seed, true, &res[1])) {
+			ksft_print_msg("round %d: layout or switch failed: %s\n", round,
+				       strerror(errno));
+			failed++;
+			break;
+		}
+		found += res[0].ret > 0;
+		errors += res[0].ret < 0;
+		protected += res[0].wp;
+		if (res[0].ret != res[1].ret || res[0].walk_end != res[1].walk_end ||
+		    memcmp(res[0].vec, res[1].vec, sizeof(res[0].vec)) ||
+		    memcmp(res[0].cats, res[1].cats, pages * sizeof(unsigned long))) {
+			ksft_print_msg("round %d (seed %#x): C ret %ld walk_end +%#lx, Rust ret %ld walk_end +%#lx\n",
+				       round, seed, res[0].ret, res[0].walk_end - (unsigned long)l.base,
+				       res[1].ret, res[1].walk_end - (unsigned long)l.base);
+			for (int i = 0; i < 16; i++)
+				if (memcmp(&res[0].vec[i], &res[1].vec[i], sizeof(res[0].vec[i])))
+					ksft_print_msg("  region %d: C %#llx-%#llx %#llx, Rust %#llx-%#llx %#llx\n",
+						       i, res[0].vec[i].start, res[0].vec[i].end,
+						       res[0].vec[i].categories, res[1].vec[i].start,
+						       res[1].vec[i].end, res[1].vec[i].categories);
+			for (size_t i = 0; i < pages; i++)
+				if (res[0].cats[i] != res[1].cats[i])
+					ksft_print_msg("  page +%#zx after: C %#lx, Rust %#lx\n",
+						       i * page_size, res[0].cats[i], res[1].cats[i]);
+			failed++;
+		}
+	}
+	set_impl(true);
+	ksft_print_msg("differential: %d scans found regions, %d failed, %d write-protected\n",
+		       found, errors, protected);
+	ksft_test_result(!failed, "differential: C and Rust agree on %d random scans\n", round);
+	free(res[0].cats);
+	free(res[1].cats);
+}
+
 int main(void)
 {
 	ksft_print_header();
@@ -173,7 +775,14 @@ int main(void)
 	pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
 	if (pagemap_fd < 0)
 		ksft_exit_fail_msg("open /proc/self/pagemap: %s\n", strerror(errno));
-	ksft_set_plan(1);
+	ksft_set_plan(7);
 	test_hugetlb_max_pages_resume();
+	test_errors();
+	test_swapped();
+	test_guard();
+	test_soft_dirty();
+	test_accessed();
+	test_differential();
 	ksft_finished();
 }
+

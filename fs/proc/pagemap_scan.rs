@@ -1,0 +1,752 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `PAGEMAP_SCAN` ioctl of `/proc/PID/pagemap`.
+//!
+//! A scan walks the page tables of `start..end` of the process, puts each page into the
+//! `PAGE_IS_*` categories, and reports the pages whose categories match the masks as a vector of
+//! `struct page_region` (runs of pages with the same reported categories). With
+//! `PM_SCAN_WP_MATCHING` it also write-protects what it reports, in the same locked section, so
+//! that nothing written between the report and the protection is lost. The behaviour is that of
+//! the C implementation in `task_mmu.c`; see `Documentation/admin-guide/mm/pagemap.rst`.
+//!
+//! The work is bounded per call: at most `vec_len` regions and `max_pages` pages are reported,
+//! and the regions go through a bounce buffer of at most one PMD's worth of entries that is
+//! copied to user space after each locked walk. A scan that stops early returns where it stopped
+//! in `walk_end`, so that the caller can resume from there.
+
+use core::mem::{offset_of, size_of};
+use kernel::{
+    bindings,
+    mm::{
+        pagewalk::{
+            HugePmd, HugetlbEntry, PageWalker, PmdEntry, PmdLock, PteTable, VmaAction, Walk,
+        },
+        pgtable::{Pte, PteKind},
+        virt::{flags, VmaRef},
+        Mm,
+    },
+    page::PAGE_SIZE,
+    prelude::*,
+    task::cond_resched,
+    transmute::AsBytes,
+    uaccess::{access_ok, untagged_addr, UserPtr, UserSlice},
+};
+
+const WPALLOWED: u64 = bindings::PAGE_IS_WPALLOWED as u64;
+const WRITTEN: u64 = bindings::PAGE_IS_WRITTEN as u64;
+const FILE: u64 = bindings::PAGE_IS_FILE as u64;
+const PRESENT: u64 = bindings::PAGE_IS_PRESENT as u64;
+const SWAPPED: u64 = bindings::PAGE_IS_SWAPPED as u64;
+const PFNZERO: u64 = bindings::PAGE_IS_PFNZERO as u64;
+const HUGE: u64 = bindings::PAGE_IS_HUGE as u64;
+const SOFT_DIRTY: u64 = bindings::PAGE_IS_SOFT_DIRTY as u64;
+const GUARD: u64 = bindings::PAGE_IS_GUARD as u64;
+const ACCESSED: u64 = bindings::PAGE_IS_ACCESSED as u64;
+
+/// Every category a scan knows.
+const CATEGORIES: u64 =
+    WPALLOWED | WRITTEN | FILE | PRESENT | SWAPPED | PFNZERO | HUGE | SOFT_DIRTY | GUARD | ACCESSED;
+
+const WP_MATCHING: u64 = bindings::PM_SCAN_WP_MATCHING as u64;
+const CHECK_WPASYNC: u64 = bindings::PM_SCAN_CHECK_WPASYNC as u64;
+
+/// Every flag a scan knows.
+const FLAGS: u64 = WP_MATCHING | CHECK_WPASYNC;
+
+/// The size of the address range one PMD entry maps.
+const PMD_SIZE: usize = 1 << bindings::PMD_SHIFT;
+
+/// The most regions the bounce buffer holds: one for each page a PMD maps.
+const BOUNCE_REGIONS: usize = PMD_SIZE / PAGE_SIZE;
+
+/// `struct pm_scan_arg` as read from user space: all its fields are `__u64`.
+type RawArgs = [u64; size_of::<bindings::pm_scan_arg>() / size_of::<u64>()];
+
+/// `struct page_region` as written to user space: `start`, `end` and `categories`.
+type RawRegion = [u64; 3];
+
+const _: () = assert!(size_of::<RawArgs>() == size_of::<bindings::pm_scan_arg>());
+const _: () = assert!(size_of::<RawRegion>() == size_of::<bindings::page_region>());
+
+/// Reads the field `$field` of a [`RawArgs`].
+macro_rules! arg {
+    ($raw:expr, $field:ident) => {
+        $raw[offset_of!(bindings::pm_scan_arg, $field) / size_of::<u64>()]
+    };
+}
+
+/// The validated arguments of a scan.
+struct Args {
+    flags: u64,
+    start: usize,
+    end: usize,
+    vec: usize,
+    vec_len: usize,
+    max_pages: usize,
+    inverted: u64,
+    mask: u64,
+    anyof: u64,
+    ret: u64,
+}
+
+impl Args {
+    /// Reads and checks the arguments at `uarg`, with the errors of the C implementation.
+    fn read(uarg: usize) -> Result<Self> {
+        let raw: RawArgs = UserSlice::new(UserPtr::from_addr(uarg), size_of::<RawArgs>())
+            .reader()
+            .read()?;
+
+        if arg!(raw, size) != size_of::<RawArgs>() as u64 {
+            return Err(EINVAL);
+        }
+        let flags = arg!(raw, flags);
+        if flags & !FLAGS != 0 {
+            return Err(EINVAL);
+        }
+        let (inverted, mask, anyof, ret) = (
+            arg!(raw, category_inverted),
+            arg!(raw, category_mask),
+            arg!(raw, category_anyof_mask),
+            arg!(raw, return_mask),
+        );
+        if (inverted | mask | anyof | ret) & !CATEGORIES != 0 {
+            return Err(EINVAL);
+        }
+
+        // Addresses that do not fit a `usize` are not user addresses: `access_ok()` fails.
+        let addr = |value: u64| {
+            usize::try_from(value)
+                .map(untagged_addr)
+                .map_err(|_| EFAULT)
+        };
+        let start = addr(arg!(raw, start))?;
+        let end = addr(arg!(raw, end))?;
+        let vec = addr(arg!(raw, vec))?;
+
+        if start % PAGE_SIZE != 0 {
+            return Err(EINVAL);
+        }
+        if !access_ok(start, end.wrapping_sub(start)) {
+            return Err(EFAULT);
+        }
+        let vec_len = arg!(raw, vec_len);
+        if vec == 0 && vec_len != 0 {
+            return Err(EINVAL);
+        }
+        let vec_len = usize::try_from(vec_len).map_err(|_| EINVAL)?;
+        let vec_size = vec_len.saturating_mul(size_of::<RawRegion>());
+        if vec != 0 && !access_ok(vec, vec_size) {
+            return Err(EFAULT);
+        }
+
+        Ok(Self {
+            flags,
+            start,
+            // `access_ok()` passed, so `end` is a user address and rounding it up cannot wrap.
+            end: end.next_multiple_of(PAGE_SIZE),
+            vec,
+            vec_len,
+            max_pages: match usize::try_from(arg!(raw, max_pages)) {
+                Ok(0) | Err(_) => usize::MAX,
+                Ok(n) => n,
+            },
+            inverted,
+            mask,
+            anyof,
+            ret,
+        })
+    }
+}
+
+/// A run of pages with the same reported categories.
+#[derive(Clone, Copy)]
+struct Region {
+    start: usize,
+    end: usize,
+    categories: u64,
+}
+
+impl Region {
+    fn to_raw(self) -> RawRegion {
+        [self.start as u64, self.end as u64, self.categories]
+    }
+}
+
+/// The regions found and not yet copied to the user's vector.
+struct Output {
+    /// Regions that can no longer grow.
+    done: KVec<RawRegion>,
+    /// The region that the next page extends if it follows it with the same categories.
+    cur: Option<Region>,
+    /// How many regions fit, counting `cur`, before the buffer has to be copied out.
+    cap: usize,
+    /// Where the next copy goes in the user's vector.
+    user: usize,
+    /// How many more regions the user's vector has room for.
+    room: usize,
+}
+
+impl Output {
+    fn new(vec: usize, vec_len: usize) -> Result<Self> {
+        let cap = vec_len.min(BOUNCE_REGIONS);
+        Ok(Self {
+            done: KVec::with_capacity(cap, GFP_KERNEL)?,
+            cur: None,
+            cap,
+            user: vec,
+            room: vec_len,
+        })
+    }
+
+    /// Adds `start..end` with `categories`; returns `false` if it needs a new region and the
+    /// buffer is full.
+    fn push(&mut self, categories: u64, start: usize, end: usize) -> bool {
+        let next = Region {
+            start,
+            end,
+            categories,
+        };
+        match &mut self.cur {
+            Some(cur) if cur.end == start && cur.categories == categories => cur.end = end,
+            Some(cur) => {
+                if self.done.len() + 1 >= self.cap {
+                    return false;
+                }
+                let full = cur.to_raw();
+                // Cannot fail: `done` was allocated with room for `cap` regions.
+                if self.done.push_within_capacity(full).is_err() {
+                    return false;
+                }
+                self.cur = Some(next);
+            }
+            None => self.cur = Some(next),
+        }
+        true
+    }
+
+    /// Takes `addr..` back out of the last region, which it ends.
+    fn back_out(&mut self, addr: usize) {
+        if let Some(cur) = &mut self.cur {
+            if cur.start == addr {
+                self.cur = None;
+            } else {
+                cur.end = addr;
+            }
+        }
+    }
+
+    /// Copies the regions to the user's vector; returns how many.
+    fn flush(&mut self) -> Result<usize> {
+        if let Some(cur) = self.cur.take() {
+            // Cannot fail: `cur` counts towards `cap`, the capacity of `done`.
+            self.done
+                .push_within_capacity(cur.to_raw())
+                .map_err(|_| ENOMEM)?;
+        }
+        let n = self.done.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let bytes = AsBytes::as_bytes(self.done.as_slice());
+        let len = bytes.len();
+        UserSlice::new(UserPtr::from_addr(self.user), len)
+            .writer()
+            .write_slice(bytes)?;
+        self.done.clear();
+        self.user += len;
+        self.room -= n;
+        self.cap = self.cap.min(self.room);
+        Ok(n)
+    }
+}
+
+/// What is known about the VMA being walked, set by [`PageWalker::test_vma`].
+#[derive(Clone, Copy, Default)]
+struct VmaState {
+    /// The categories every page of the VMA has (`WPALLOWED`, `SOFT_DIRTY`).
+    categories: u64,
+    /// The categories a page gets when userfaultfd does not protect it: `WRITTEN` in a uffd-wp
+    /// VMA, `ACCESSED` in a uffd-rwp one.
+    unprotected: u64,
+    uffd_wp: bool,
+    hugetlb: bool,
+    /// Every page of the VMA that userfaultfd does not write-protect matches, with the
+    /// categories `categories | WRITTEN`: no other category can change the outcome.
+    written_only: bool,
+}
+
+/// A scan in progress.
+struct Scan {
+    args: Args,
+    /// The categories the masks look at: only these need to be computed.
+    interest: u64,
+    vma: VmaState,
+    /// `None` if nothing is reported (`vec_len == 0`): the scan then only write-protects.
+    out: Option<Output>,
+    /// Pages reported so far.
+    found: usize,
+    /// Where the scan stopped, if it stopped early.
+    walk_end: usize,
+}
+
+/// What [`Scan::report`] did.
+struct Reported {
+    /// The end of what was reported; `start` if nothing was.
+    end: usize,
+    /// The limit of pages or regions was reached: stop the walk.
+    full: bool,
+}
+
+impl Reported {
+    fn walk(&self) -> Walk {
+        if self.full {
+            Walk::Stop
+        } else {
+            Walk::Continue
+        }
+    }
+}
+
+impl Scan {
+    fn new(args: Args) -> Result<Self> {
+        let out = if args.vec_len == 0 {
+            None
+        } else {
+            Some(Output::new(args.vec, args.vec_len)?)
+        };
+        Ok(Self {
+            interest: args.mask | args.anyof | args.ret,
+            vma: VmaState::default(),
+            out,
+            found: 0,
+            walk_end: 0,
+            args,
+        })
+    }
+
+    fn write_protects(&self) -> bool {
+        self.args.flags & WP_MATCHING != 0
+    }
+
+    /// Returns whether a page with `categories` is reported.
+    fn matches(&self, categories: u64) -> bool {
+        let categories = categories ^ self.args.inverted;
+        categories & self.args.mask == self.args.mask
+            && (self.args.anyof == 0 || categories & self.args.anyof != 0)
+    }
+
+    /// Reports `start..end` with `categories`, as much of it as the limits allow.
+    fn report(&mut self, categories: u64, start: usize, end: usize) -> Reported {
+        let Some(out) = &mut self.out else {
+            return Reported { end, full: false };
+        };
+        let mut end = end;
+        let mut pages = (end - start) / PAGE_SIZE;
+        let mut full = false;
+        let room = self.args.max_pages - self.found;
+        if pages > room {
+            pages = room;
+            end = start + pages * PAGE_SIZE;
+            full = true;
+        }
+        if pages > 0 && !out.push(categories & self.args.ret, start, end) {
+            end = start;
+            pages = 0;
+            full = true;
+        }
+        self.found += pages;
+        if full {
+            self.walk_end = end;
+        }
+        Reported { end, full }
+    }
+
+    /// Takes back the report of `start..end`, the last pages reported.
+    fn back_out(&mut self, start: usize, end: usize) {
+        if let Some(out) = &mut self.out {
+            out.back_out(start);
+            self.found -= (end - start) / PAGE_SIZE;
+        }
+    }
+
+    /// The categories of entry `i` of a PTE table.
+    fn pte_categories(&self, ptes: &PteTable<'_>, i: usize, pte: Pte) -> u64 {
+        let vma = &self.vma;
+        let file = self.interest & FILE != 0;
+        let mut categories = vma.categories;
+        match pte.kind() {
+            PteKind::None => {
+                // Unpopulated: written, unless uffd-wp put a marker there; never accessed.
+                if vma.uffd_wp {
+                    categories |= WRITTEN;
+                }
+            }
+            PteKind::Present => {
+                categories |= PRESENT;
+                if !pte.is_uffd() {
+                    categories |= vma.unprotected;
+                }
+                if file && ptes.maps_file_page(i) {
+                    categories |= FILE;
+                }
+                if pte.is_zero_pfn() {
+                    categories |= PFNZERO;
+                }
+                if pte.is_soft_dirty() {
+                    categories |= SOFT_DIRTY;
+                }
+            }
+            PteKind::Leaf(leaf) => {
+                categories |= SWAPPED;
+                if !pte.is_uffd() {
+                    categories |= vma.unprotected;
+                }
+                if leaf.is_guard_marker() {
+                    categories |= GUARD;
+                } else if file && ptes.maps_file_page(i) {
+                    categories |= FILE;
+                }
+                if pte.is_soft_dirty() {
+                    categories |= SOFT_DIRTY;
+                }
+            }
+        }
+        categories
+    }
+
+    /// The categories of a transparent huge page or PMD migration entry.
+    fn huge_pmd_categories(&self, huge: &HugePmd<'_>) -> u64 {
+        let pmd = huge.pmd();
+        let mut categories = self.vma.categories | HUGE;
+        if pmd.is_none() {
+            return categories;
+        }
+        categories |= if pmd.is_present() { PRESENT } else { SWAPPED };
+        if !pmd.is_uffd() {
+            categories |= self.vma.unprotected;
+        }
+        if self.interest & FILE != 0 && huge.maps_file_page() {
+            categories |= FILE;
+        }
+        if pmd.is_present() && pmd.is_huge_zero() {
+            categories |= PFNZERO;
+        }
+        if pmd.is_soft_dirty() {
+            categories |= SOFT_DIRTY;
+        }
+        categories
+    }
+
+    /// Scans a table of PTEs; write-protects what it reports if asked to.
+    fn scan_ptes(&mut self, ptes: &mut PteTable<'_>) -> Result<Walk> {
+        let wp = self.write_protects();
+        // Without an output vector every entry that is not protected yet gets protected.
+        let protect_all = wp && self.out.is_none();
+        let mut walk = Walk::Continue;
+        // The entries whose TLB entries need flushing: present ones that got protected.
+        let mut flush = None;
+
+        for i in 0..ptes.len() {
+            let Some(pte) = ptes.get(i) else { break };
+            if !protect_all {
+                let categories = if self.vma.written_only {
+                    if pte.is_uffd() {
+                        continue;
+                    }
+                    self.vma.categories | WRITTEN
+                } else {
+                    let categories = self.pte_categories(ptes, i, pte);
+                    if !self.matches(categories) {
+                        continue;
+                    }
+                    categories
+                };
+                let addr = ptes.addr(i);
+                let reported = self.report(categories, addr, addr + PAGE_SIZE);
+                walk = reported.walk();
+                if reported.end == addr {
+                    break;
+                }
+                if !wp || categories & WRITTEN == 0 {
+                    continue;
+                }
+            } else if pte.is_uffd() {
+                continue;
+            }
+
+            match pte.kind() {
+                PteKind::None => ptes.install_uffd_wp_marker(i)?,
+                PteKind::Leaf(_) => ptes.protect_uffd_leaf(i)?,
+                PteKind::Present => {
+                    ptes.protect_uffd(i)?;
+                    flush = Some((flush.map_or(i, |(from, _)| from), i + 1));
+                }
+            }
+        }
+
+        if let Some((from, to)) = flush {
+            ptes.flush_tlb(from, to)?;
+        }
+        Ok(walk)
+    }
+
+    /// Scans a huge PMD entry. Returns `None` if it was split and has to be looked at again.
+    fn scan_huge_pmd(&mut self, mut huge: HugePmd<'_>) -> Result<Option<Walk>> {
+        let categories = self.huge_pmd_categories(&huge);
+        if !self.matches(categories) {
+            return Ok(Some(Walk::Continue));
+        }
+        let start = huge.start();
+        let reported = self.report(categories, start, huge.end());
+        if reported.end == start || !self.write_protects() || categories & WRITTEN == 0 {
+            return Ok(Some(reported.walk()));
+        }
+        if reported.end != start + PMD_SIZE {
+            // Only part of the huge page is reported: protect just that part of it, as small
+            // pages. Report them again from the page table.
+            huge.split();
+            self.back_out(start, reported.end);
+            return Ok(None);
+        }
+        huge.make_uffd_wp()?;
+        huge.flush_tlb();
+        Ok(Some(reported.walk()))
+    }
+}
+
+/// The categories of a hugetlb entry.
+fn hugetlb_categories(vma: &VmaState, pte: &Pte, file: bool) -> u64 {
+    let mut categories = vma.categories | HUGE;
+    if pte.is_none() {
+        return categories;
+    }
+    if !pte.is_uffd() {
+        categories |= vma.unprotected;
+    }
+    if pte.is_present() {
+        categories |= PRESENT;
+        if file {
+            categories |= FILE;
+        }
+        if pte.is_zero_pfn() {
+            categories |= PFNZERO;
+        }
+    } else {
+        // A hugetlbfs page in the page cache is never swapped out: no `FILE` here.
+        categories |= SWAPPED;
+    }
+    if pte.is_soft_dirty() {
+        categories |= SOFT_DIRTY;
+    }
+    categories
+}
+
+#[vtable]
+impl PageWalker for Scan {
+    type OwnerModule = kernel::module::BuiltIn;
+
+    fn test_vma(&mut self, vma: &VmaRef, _start: usize, _end: usize) -> Result<VmaAction> {
+        let wp_allowed = vma.userfaultfd_wp_async() && vma.userfaultfd_wp_use_markers();
+        if !wp_allowed {
+            if self.args.flags & CHECK_WPASYNC != 0 {
+                return Err(EPERM);
+            }
+            if self.write_protects() {
+                // Write protection was asked for; skip what cannot have it.
+                return Ok(VmaAction::Skip);
+            }
+        }
+        if vma.flags() & flags::PFNMAP != 0 {
+            return Ok(VmaAction::Skip);
+        }
+
+        let mut categories = 0;
+        if wp_allowed {
+            categories |= WPALLOWED;
+        }
+        if vma.flags() & flags::SOFTDIRTY != 0 {
+            categories |= SOFT_DIRTY;
+        }
+        let required = self.args.mask & WPALLOWED;
+        if (categories ^ self.args.inverted) & required != required {
+            return Ok(VmaAction::Skip);
+        }
+
+        let uffd_wp = vma.userfaultfd_wp();
+        let mut unprotected = 0;
+        if uffd_wp {
+            unprotected |= WRITTEN;
+        }
+        if vma.userfaultfd_rwp() {
+            unprotected |= ACCESSED;
+        }
+        self.vma = VmaState {
+            categories,
+            unprotected,
+            uffd_wp,
+            hugetlb: vma.is_hugetlb(),
+            written_only: uffd_wp
+                && self.args.mask == WRITTEN
+                && self.args.ret == WRITTEN
+                && self.args.anyof == 0
+                && self.args.inverted == 0,
+        };
+        Ok(VmaAction::Walk)
+    }
+
+    fn pmd_entry(&mut self, entry: &mut PmdEntry<'_>) -> Result<Walk> {
+        loop {
+            match entry.lock() {
+                PmdLock::Huge(huge) => {
+                    if let Some(walk) = self.scan_huge_pmd(huge)? {
+                        return Ok(walk);
+                    }
+                }
+                PmdLock::Table(mut ptes) => {
+                    let walk = self.scan_ptes(&mut ptes);
+                    drop(ptes);
+                    cond_resched();
+                    return walk;
+                }
+                PmdLock::Retry => return Ok(Walk::Continue),
+            }
+        }
+    }
+
+    fn pte_hole(&mut self, vma: Option<&VmaRef>, start: usize, end: usize) -> Result<Walk> {
+        let Some(vma) = vma else {
+            return Ok(Walk::Continue);
+        };
+        // An unpopulated range of a uffd-wp VMA counts as written: registering with
+        // WP_UNPOPULATED puts markers in every entry, so a missing one was zapped. Hugetlb
+        // entries are always there, see `hugetlb_categories`.
+        let mut categories = self.vma.categories;
+        if self.vma.uffd_wp && !self.vma.hugetlb {
+            categories |= WRITTEN;
+        }
+        if !self.matches(categories) {
+            return Ok(Walk::Continue);
+        }
+        let reported = self.report(categories, start, end);
+        if reported.end == start || !self.write_protects() {
+            return Ok(reported.walk());
+        }
+        if self.vma.hugetlb {
+            vma.uffd_wp_hugetlb_holes(start, reported.end)?;
+        } else {
+            vma.uffd_wp_range(start, reported.end)?;
+        }
+        Ok(reported.walk())
+    }
+
+    fn hugetlb_entry(&mut self, entry: &HugetlbEntry<'_>) -> Result<Walk> {
+        let (start, end) = (entry.start(), entry.end());
+        let file = self.interest & FILE != 0;
+        if !self.write_protects() {
+            let pte = entry.pte();
+            let categories = hugetlb_categories(&self.vma, &pte, file && pte.maps_file_page());
+            if !self.matches(categories) {
+                return Ok(Walk::Continue);
+            }
+            return Ok(self.report(categories, start, end).walk());
+        }
+
+        let mut locked = entry.lock();
+        let pte = locked.pte();
+        let categories = hugetlb_categories(&self.vma, &pte, file && pte.maps_file_page());
+        if !self.matches(categories) {
+            return Ok(Walk::Continue);
+        }
+        let reported = self.report(categories, start, end);
+        if reported.end == start || categories & WRITTEN == 0 {
+            return Ok(reported.walk());
+        }
+        if reported.end != start + entry.size() {
+            // Part of a hugetlb page cannot be protected: leave all of it for the next scan,
+            // which resumes at its start. If the limit of pages cut it, nothing after it may be
+            // reported either, or the caller would skip it.
+            self.back_out(start, reported.end);
+            self.walk_end = start;
+            if reported.full {
+                self.args.max_pages = self.found;
+            }
+            return Ok(reported.walk());
+        }
+        locked.make_uffd_wp()?;
+        locked.flush_tlb();
+        Ok(reported.walk())
+    }
+}
+
+/// Runs a scan of `mm` with the arguments at `uarg`; returns the number of regions reported.
+fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
+    let mm = mm.mmget_not_zero().ok_or(ESRCH)?;
+    let args = Args::read(uarg)?;
+    let (start, end) = (args.start, args.end);
+    let mut scan = Scan::new(args)?;
+
+    let mut regions = 0;
+    let mut result = Ok(());
+    let mut walk_start = start;
+    while walk_start < end {
+        if kernel::current!().fatal_signal_pending() {
+            result = Err(EINTR);
+            break;
+        }
+        let walked = match mm.mmap_read_lock_killable() {
+            Ok(lock) if scan.write_protects() => {
+                lock.notify_protection_change(walk_start, end, |lock| {
+                    lock.walk_page_range(walk_start, end, &mut scan)
+                })
+            }
+            Ok(lock) => lock.walk_page_range(walk_start, end, &mut scan),
+            Err(e) => Err(e),
+        };
+        let flushed = scan.out.as_mut().map_or(Ok(0), Output::flush);
+        let stopped = match (walked, flushed) {
+            (_, Err(e)) | (Err(e), _) => {
+                result = Err(e);
+                break;
+            }
+            (Ok(walk), Ok(n)) => {
+                regions += n;
+                walk == Walk::Stop
+            }
+        };
+        let room = scan.out.as_ref().map_or(0, |out| out.room);
+        if !stopped || room == 0 || scan.found == scan.args.max_pages {
+            break;
+        }
+        walk_start = scan.walk_end;
+    }
+
+    if scan.walk_end == 0 {
+        scan.walk_end = end;
+    }
+    let walk_end_at = uarg.wrapping_add(offset_of!(bindings::pm_scan_arg, walk_end));
+    UserSlice::new(UserPtr::from_addr(walk_end_at), size_of::<u64>())
+        .writer()
+        .write(&(scan.walk_end as u64))?;
+    result.map(|()| regions)
+}
+
+/// The `PAGEMAP_SCAN` ioctl of `/proc/PID/pagemap`, called by `do_pagemap_cmd()`.
+///
+/// # Safety
+///
+/// `mm` points at the `mm_struct` of the pagemap file, on which the caller holds a reference
+/// (`mmgrab()`) for the duration of the call.
+#[export]
+pub unsafe extern "C" fn rust_pagemap_scan(
+    mm: *mut bindings::mm_struct,
+    uarg: kernel::ffi::c_ulong,
+) -> kernel::ffi::c_long {
+    // SAFETY: The caller holds a reference on `mm` for the duration of the call.
+    let mm = unsafe { Mm::from_raw(mm) };
+    match pagemap_scan(mm, uarg) {
+        // At most `vec_len` regions, which fits in a `usize`; a `long` holds it unless user
+        // space passed an absurd length and got that many regions, which memory rules out.
+        Ok(regions) => kernel::ffi::c_long::try_from(regions).unwrap_or(kernel::ffi::c_long::MAX),
+        Err(e) => kernel::ffi::c_long::try_from(e.to_errno()).unwrap_or(kernel::ffi::c_long::MIN),
+    }
+}

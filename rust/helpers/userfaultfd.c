@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: GPL-2.0
+
+#include <linux/hugetlb.h>
+#include <linux/userfaultfd_k.h>
+
+__rust_helper bool rust_helper_userfaultfd_wp(struct vm_area_struct *vma)
+{
+	return userfaultfd_wp(vma);
+}
+
+__rust_helper bool rust_helper_userfaultfd_rwp(struct vm_area_struct *vma)
+{
+	return userfaultfd_rwp(vma);
+}
+
+__rust_helper bool rust_helper_userfaultfd_wp_use_markers(struct vm_area_struct *vma)
+{
+	return userfaultfd_wp_use_markers(vma);
+}
+
+__rust_helper bool rust_helper_is_vm_hugetlb_page(struct vm_area_struct *vma)
+{
+	return is_vm_hugetlb_page(vma);
+}
