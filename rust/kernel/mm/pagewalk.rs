@@ -1018,7 +1018,7 @@ impl VmaRef {
     /// # Errors
     ///
     /// [`EINVAL`] unless this is a hugetlb VMA registered for userfaultfd write protection and
-    /// `start..end` is within it; [`ENOMEM`](crate::error::code::ENOMEM) if a page table could
+    /// `start..end` is within it; [`ENOMEM`] if a page table could
     /// not be allocated.
     pub fn uffd_wp_hugetlb_holes(&self, start: usize, end: usize) -> Result {
         if !self.is_hugetlb()
@@ -1040,8 +1040,8 @@ impl VmaRef {
                     .ok_or(crate::error::code::ENOMEM)?;
             // SAFETY: A hugetlb VMA is backed by a hugetlbfs file, valid while the VMA is.
             let mapping = unsafe { (*(*self.as_ptr()).vm_file).f_mapping };
-            // SAFETY: `mapping` is the live mapping of the VMA's file; `ptep` was just allocated for
-            // this VMA, whose hstate locks it.
+            // SAFETY: `mapping` is the live mapping of the VMA's file; `ptep` was just allocated
+            // for this VMA, whose hstate locks it.
             let ptl = unsafe {
                 bindings::i_mmap_lock_write(mapping);
                 bindings::huge_pte_lock(bindings::hstate_vma(self.as_ptr()), mm, ptep.as_ptr())

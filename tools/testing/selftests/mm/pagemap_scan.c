@@ -44,6 +44,15 @@
 static int pagemap_fd;
 static long page_size;
 
+/* Reads a byte in a way the compiler cannot drop. */
+static char read_byte(const char *p)
+{
+	char c = *p;
+
+	asm volatile("" : "+r" (c));
+	return c;
+}
+
 static int uffd_wp_async(void *addr, size_t len)
 {
 	struct uffdio_api api = {
@@ -243,8 +252,10 @@ static void test_errors(void)
 		{ "size too large", ARG(.size = sizeof(struct pm_scan_arg) + 8), EINVAL },
 		{ "unknown flag", ARG(.flags = PM_SCAN_CHECK_WPASYNC << 1), EINVAL },
 		{ "unknown category in category_mask", ARG(.category_mask = 1UL << 10), EINVAL },
-		{ "unknown category in category_inverted", ARG(.category_inverted = 1UL << 10), EINVAL },
-		{ "unknown category in category_anyof_mask", ARG(.category_anyof_mask = 1UL << 63), EINVAL },
+		{ "unknown category in category_inverted",
+		  ARG(.category_inverted = 1UL << 10), EINVAL },
+		{ "unknown category in category_anyof_mask",
+		  ARG(.category_anyof_mask = 1UL << 63), EINVAL },
 		{ "unknown category in return_mask", ARG(.return_mask = 1UL << 11), EINVAL },
 		{ "unaligned start", ARG(.start = (unsigned long)buf + 1), EINVAL },
 		{ "end before start", ARG(.start = (unsigned long)buf + page_size,
@@ -255,7 +266,8 @@ static void test_errors(void)
 		{ "vec_len overflows", ARG(.vec_len = ~0UL / 2), EFAULT },
 		{ "vec read-only", ARG(.vec = (unsigned long)ro), EFAULT, true },
 		{ "CHECK_WPASYNC without uffd", ARG(.flags = PM_SCAN_CHECK_WPASYNC), EPERM, true },
-		{ "WP_MATCHING without uffd skips the VMA", ARG(.flags = PM_SCAN_WP_MATCHING), 0, true },
+		{ "WP_MATCHING without uffd skips the VMA",
+		  ARG(.flags = PM_SCAN_WP_MATCHING), 0, true },
 #undef ARG
 	};
 	int pipefd[2], status;
@@ -266,9 +278,13 @@ static void test_errors(void)
 		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
 	memset(buf, 1, len);
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		long ret = scan_arg(pagemap_fd, &cases[i].arg);
-		unsigned long want_end = cases[i].writes_walk_end ? (unsigned long)buf + len : 0x1234;
+		/* C writes walk_end back only once the arguments are valid. */
+		unsigned long want_end = 0x1234;
+
+		if (cases[i].writes_walk_end)
+			want_end = (unsigned long)buf + len;
 
 		if (ret != -cases[i].err && !(cases[i].err == 0 && ret == 0)) {
 			ksft_print_msg("%s: got %ld, want %d\n", cases[i].name, ret, -cases[i].err);
@@ -323,7 +339,7 @@ static void test_errors(void)
 	close(pipefd[0]);
 
 	ksft_test_result(ok, "bad input gets its errno (%zu cases)\n",
-			 sizeof(cases) / sizeof(cases[0]) + 2);
+			 ARRAY_SIZE(cases) + 2);
 	munmap(buf, len);
 	munmap(ro, page_size);
 }
@@ -408,7 +424,10 @@ static void test_guard(void)
 	if (categories_of(area, n, cats))
 		ok = false;
 	for (size_t i = 0; ok && i < n; i++) {
-		unsigned long want = i == 2 || i == 3 ? PAGE_IS_GUARD | PAGE_IS_SWAPPED : PAGE_IS_PRESENT;
+		unsigned long want = PAGE_IS_PRESENT;
+
+		if (i == 2 || i == 3)
+			want = PAGE_IS_GUARD | PAGE_IS_SWAPPED;
 
 		if ((cats[i] & ~PAGE_IS_SOFT_DIRTY) != want) {
 			ksft_print_msg("page %zu: %#lx, want %#lx\n", i, cats[i], want);
@@ -441,11 +460,13 @@ static void test_soft_dirty(void)
 	if (categories_of(area, n, cats))
 		ok = false;
 	if (ok && !(cats[5] & PAGE_IS_SOFT_DIRTY)) {
-		ksft_test_result_skip("soft-dirty: no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY)\n");
+		ksft_test_result_skip("soft-dirty: no tracking (CONFIG_MEM_SOFT_DIRTY)\n");
 		goto out;
 	}
 	for (size_t i = 0; ok && i < n; i++) {
-		if (!!(cats[i] & PAGE_IS_SOFT_DIRTY) != (i == 5)) {
+		bool dirty = cats[i] & PAGE_IS_SOFT_DIRTY, written = i == 5;
+
+		if (dirty != written) {
 			ksft_print_msg("page %zu: %#lx\n", i, cats[i]);
 			ok = false;
 		}
@@ -472,7 +493,6 @@ static void test_accessed(void)
 	};
 	struct uffdio_rwprotect rwp = { .range = reg.range, .mode = UFFDIO_RWPROTECT_MODE_RWP };
 	int uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	volatile char c;
 	bool ok = true;
 
 	if (area == MAP_FAILED)
@@ -487,12 +507,13 @@ static void test_accessed(void)
 		ksft_test_result_fail("accessed: register/protect: %s\n", strerror(errno));
 		goto out;
 	}
-	c = area[6 * page_size];
-	(void)c;
+	read_byte(area + 6 * page_size);
 	if (categories_of(area, n, cats))
 		ok = false;
 	for (size_t i = 0; ok && i < n; i++) {
-		if (!!(cats[i] & PAGE_IS_ACCESSED) != (i == 6) || (cats[i] & PAGE_IS_WRITTEN)) {
+		bool accessed = cats[i] & PAGE_IS_ACCESSED, read = i == 6;
+
+		if (accessed != read || cats[i] & PAGE_IS_WRITTEN) {
 			ksft_print_msg("page %zu: %#lx\n", i, cats[i]);
 			ok = false;
 		}
@@ -559,7 +580,7 @@ static void d_touch(char *p, size_t npages, bool reads)
 		unsigned int r = d_rand() % 4;
 
 		if (r == 1 && reads)
-			(void)*(volatile char *)(p + i * page_size);
+			read_byte(p + i * page_size);
 		else if (r >= 2)
 			p[i * page_size] = 1;
 	}
@@ -709,6 +730,30 @@ static int d_run(struct d_layout *l, unsigned int seed, bool rust, struct d_resu
 	return 0;
 }
 
+static void d_report(struct d_layout *l, int round, unsigned int seed, struct d_result *res)
+{
+	const unsigned long base = (unsigned long)l->base;
+	const char *impl[2] = { "C", "Rust" };
+
+	ksft_print_msg("round %d (seed %#x) differs:\n", round, seed);
+	for (int k = 0; k < 2; k++)
+		ksft_print_msg("  %s: ret %ld walk_end +%#lx\n", impl[k], res[k].ret,
+			       res[k].walk_end - base);
+	for (int i = 0; i < 16; i++) {
+		if (!memcmp(&res[0].vec[i], &res[1].vec[i], sizeof(res[0].vec[i])))
+			continue;
+		for (int k = 0; k < 2; k++)
+			ksft_print_msg("  region %d %s: %#llx-%#llx %#llx\n", i, impl[k],
+				       (unsigned long long)res[k].vec[i].start,
+				       (unsigned long long)res[k].vec[i].end,
+				       (unsigned long long)res[k].vec[i].categories);
+	}
+	for (size_t i = 0; i < l->span / page_size; i++)
+		if (res[0].cats[i] != res[1].cats[i])
+			ksft_print_msg("  page +%#zx after: C %#lx, Rust %#lx\n",
+				       i * page_size, res[0].cats[i], res[1].cats[i]);
+}
+
 static void test_differential(void)
 {
 	struct d_layout l = { .span = 10 * HPAGE_2M };
@@ -744,19 +789,7 @@ static void test_differential(void)
 		if (res[0].ret != res[1].ret || res[0].walk_end != res[1].walk_end ||
 		    memcmp(res[0].vec, res[1].vec, sizeof(res[0].vec)) ||
 		    memcmp(res[0].cats, res[1].cats, pages * sizeof(unsigned long))) {
-			ksft_print_msg("round %d (seed %#x): C ret %ld walk_end +%#lx, Rust ret %ld walk_end +%#lx\n",
-				       round, seed, res[0].ret, res[0].walk_end - (unsigned long)l.base,
-				       res[1].ret, res[1].walk_end - (unsigned long)l.base);
-			for (int i = 0; i < 16; i++)
-				if (memcmp(&res[0].vec[i], &res[1].vec[i], sizeof(res[0].vec[i])))
-					ksft_print_msg("  region %d: C %#llx-%#llx %#llx, Rust %#llx-%#llx %#llx\n",
-						       i, res[0].vec[i].start, res[0].vec[i].end,
-						       res[0].vec[i].categories, res[1].vec[i].start,
-						       res[1].vec[i].end, res[1].vec[i].categories);
-			for (size_t i = 0; i < pages; i++)
-				if (res[0].cats[i] != res[1].cats[i])
-					ksft_print_msg("  page +%#zx after: C %#lx, Rust %#lx\n",
-						       i * page_size, res[0].cats[i], res[1].cats[i]);
+			d_report(&l, round, seed, res);
 			failed++;
 		}
 	}
