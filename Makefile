@@ -15,7 +15,7 @@ ifdef CACHE
 export CACHE
 endif
 
-.PHONY: all deps base tree series build demo selftests kunit check check-files bisect \
+.PHONY: all deps base tree series build demo selftests bench kunit check check-files bisect \
 	wbtest test clean-cache help
 
 all: deps tree build demo
@@ -44,6 +44,10 @@ demo: build
 # The upstream selftests, unmodified, from the tree under test.
 selftests: build
 	@$(WB)/selftests.sh
+
+# C vs Rust PAGEMAP_SCAN benchmark, one guest boot (+ one -icount boot).
+bench: build
+	@$(WB)/bench.sh
 
 kunit: tree
 	@$(WB)/kunit.sh

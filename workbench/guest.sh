@@ -40,11 +40,11 @@ log "booting $run under QEMU/TCG (console: $rd/console.log, tests: $rd/tests.log
 start=$(date +%s)
 set +e
 timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 \
-	-accel tcg,thread=multi -smp 2 -m 3G -nographic -no-reboot \
+	-accel "${QEMU_ACCEL:-tcg,thread=multi}" -smp 2 -m 3G -nographic -no-reboot \
 	-kernel "$BUILD/arch/x86/boot/bzImage" -initrd "$rd/initramfs.gz" \
 	-append "console=ttyS0 panic=-1 oops=panic loglevel=7 transparent_hugepage=always" \
 	-monitor none -serial "file:$rd/console.log" -serial "file:$rd/tests.log" \
-	-display none >"$rd/qemu.log" 2>&1 </dev/null
+	-display none ${QEMU_EXTRA:-} >"$rd/qemu.log" 2>&1 </dev/null
 qrc=$?
 set -e
 log "guest ran $(( $(date +%s) - start ))s (qemu exit $qrc)"

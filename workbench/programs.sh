@@ -23,3 +23,10 @@ for p in "$WB_TOP"/workbench/progs/*.c; do
 	gcc -static -O2 -Wall -Werror -isystem "$BUILD/usr/include" -o "$out" "$p" -lpthread ||
 		die "building $(basename "$p") failed"
 done
+# The benchmark of the series (tools/mm), if the tree under test has it.
+bench=$TREE/tools/mm/pagemap_scan_bench.c
+if [ -f "$bench" ] && ! { [ "$ST/pagemap_scan_bench" -nt "$bench" ] &&
+		       [ "$ST/pagemap_scan_bench" -nt "$BUILD/usr/include/linux/fs.h" ]; }; then
+	gcc -static -O2 -Wall -Wextra -Werror -isystem "$BUILD/usr/include" \
+		-o "$ST/pagemap_scan_bench" "$bench" || die "building pagemap_scan_bench failed"
+fi

@@ -174,8 +174,10 @@ impl Region {
 
 /// The regions found and not yet copied to the user's vector.
 struct Output {
-    /// Regions that can no longer grow.
-    done: KVec<RawRegion>,
+    /// The bounce buffer: `cap` regions, allocated once.
+    buf: KVec<RawRegion>,
+    /// How many regions of `buf`, at its start, can no longer grow.
+    done: usize,
     /// The region that the next page extends if it follows it with the same categories.
     cur: Option<Region>,
     /// How many regions fit, counting `cur`, before the buffer has to be copied out.
@@ -190,7 +192,8 @@ impl Output {
     fn new(vec: usize, vec_len: usize) -> Result<Self> {
         let cap = vec_len.min(BOUNCE_REGIONS);
         Ok(Self {
-            done: KVec::with_capacity(cap, GFP_KERNEL)?,
+            buf: KVec::from_elem([0; 3], cap, GFP_KERNEL)?,
+            done: 0,
             cur: None,
             cap,
             user: vec,
@@ -209,14 +212,15 @@ impl Output {
         match &mut self.cur {
             Some(cur) if cur.end == start && cur.categories == categories => cur.end = end,
             Some(cur) => {
-                if self.done.len() + 1 >= self.cap {
+                // `cur` moves to `buf[done]` and `next` takes its place: both have to fit.
+                if self.done + 1 >= self.cap {
                     return false;
                 }
-                let full = cur.to_raw();
-                // Cannot fail: `done` was allocated with room for `cap` regions.
-                if self.done.push_within_capacity(full).is_err() {
+                let Some(slot) = self.buf.get_mut(self.done) else {
                     return false;
-                }
+                };
+                *slot = cur.to_raw();
+                self.done += 1;
                 self.cur = Some(next);
             }
             None => self.cur = Some(next),
@@ -238,21 +242,19 @@ impl Output {
     /// Copies the regions to the user's vector; returns how many.
     fn flush(&mut self) -> Result<usize> {
         if let Some(cur) = self.cur.take() {
-            // Cannot fail: `cur` counts towards `cap`, the capacity of `done`.
-            self.done
-                .push_within_capacity(cur.to_raw())
-                .map_err(|_| ENOMEM)?;
+            // `cur` counts towards `cap`, so it fits.
+            *self.buf.get_mut(self.done).ok_or(ENOMEM)? = cur.to_raw();
+            self.done += 1;
         }
-        let n = self.done.len();
+        let n = core::mem::take(&mut self.done);
         if n == 0 {
             return Ok(0);
         }
-        let bytes = AsBytes::as_bytes(self.done.as_slice());
+        let bytes = AsBytes::as_bytes(self.buf.get(..n).ok_or(ENOMEM)?);
         let len = bytes.len();
         UserSlice::new(UserPtr::from_addr(self.user), len)
             .writer()
             .write_slice(bytes)?;
-        self.done.clear();
         self.user += len;
         self.room -= n;
         self.cap = self.cap.min(self.room);
@@ -270,6 +272,10 @@ struct VmaState {
     unprotected: u64,
     uffd_wp: bool,
     hugetlb: bool,
+    /// The `FILE` category is wanted and can be set: not in a private anonymous VMA, whose
+    /// pages are all anonymous, so that the page behind each entry is not looked up for
+    /// nothing.
+    file: bool,
     /// Every page of the VMA that userfaultfd does not write-protect matches, with the
     /// categories `categories | WRITTEN`: no other category can change the outcome.
     written_only: bool,
@@ -330,12 +336,16 @@ impl Scan {
 
     /// Returns whether a page with `categories` is reported.
     fn matches(&self, categories: u64) -> bool {
-        let categories = categories ^ self.args.inverted;
-        categories & self.args.mask == self.args.mask
-            && (self.args.anyof == 0 || categories & self.args.anyof != 0)
+        matches(
+            categories,
+            self.args.mask,
+            self.args.inverted,
+            self.args.anyof,
+        )
     }
 
     /// Reports `start..end` with `categories`, as much of it as the limits allow.
+    #[inline]
     fn report(&mut self, categories: u64, start: usize, end: usize) -> Reported {
         let Some(out) = &mut self.out else {
             return Reported { end, full: false };
@@ -369,49 +379,15 @@ impl Scan {
         }
     }
 
-    /// The categories of entry `i` of a PTE table.
-    fn pte_categories(&self, ptes: &PteTable<'_>, i: usize, pte: Pte) -> u64 {
-        let vma = &self.vma;
-        let file = self.interest & FILE != 0;
-        let mut categories = vma.categories;
-        match pte.kind() {
-            PteKind::None => {
-                // Unpopulated: written, unless uffd-wp put a marker there; never accessed.
-                if vma.uffd_wp {
-                    categories |= WRITTEN;
-                }
-            }
-            PteKind::Present => {
-                categories |= PRESENT;
-                if !pte.is_uffd() {
-                    categories |= vma.unprotected;
-                }
-                if file && ptes.maps_file_page(i) {
-                    categories |= FILE;
-                }
-                if pte.is_zero_pfn() {
-                    categories |= PFNZERO;
-                }
-                if pte.is_soft_dirty() {
-                    categories |= SOFT_DIRTY;
-                }
-            }
-            PteKind::Leaf(leaf) => {
-                categories |= SWAPPED;
-                if !pte.is_uffd() {
-                    categories |= vma.unprotected;
-                }
-                if leaf.is_guard_marker() {
-                    categories |= GUARD;
-                } else if file && ptes.maps_file_page(i) {
-                    categories |= FILE;
-                }
-                if pte.is_soft_dirty() {
-                    categories |= SOFT_DIRTY;
-                }
-            }
+    /// What the loop over a table of PTEs needs to classify entries, copied out of the scan.
+    fn pte_filter(&self) -> PteFilter {
+        PteFilter {
+            vma: self.vma,
+            want: self.interest | WRITTEN,
+            mask: self.args.mask,
+            inverted: self.args.inverted,
+            anyof: self.args.anyof,
         }
-        categories
     }
 
     /// The categories of a transparent huge page or PMD migration entry.
@@ -425,7 +401,7 @@ impl Scan {
         if !pmd.is_uffd() {
             categories |= self.vma.unprotected;
         }
-        if self.interest & FILE != 0 && huge.maps_file_page() {
+        if self.vma.file && huge.maps_file_page() {
             categories |= FILE;
         }
         if pmd.is_present() && pmd.is_huge_zero() {
@@ -438,49 +414,58 @@ impl Scan {
     }
 
     /// Scans a table of PTEs; write-protects what it reports if asked to.
+    ///
+    /// Runs of adjacent entries with the same categories are reported at once, as one range:
+    /// that is what the region they end up in would be anyway, and the limits cut a range at the
+    /// same page as they would cut the entries one by one.
     fn scan_ptes(&mut self, ptes: &mut PteTable<'_>) -> Result<Walk> {
-        let wp = self.write_protects();
-        // Without an output vector every entry that is not protected yet gets protected.
-        let protect_all = wp && self.out.is_none();
-        let mut walk = Walk::Continue;
         // The entries whose TLB entries need flushing: present ones that got protected.
         let mut flush = None;
+        let mut walk = Walk::Continue;
 
-        for i in 0..ptes.len() {
-            let Some(pte) = ptes.get(i) else { break };
-            if !protect_all {
-                let categories = if self.vma.written_only {
-                    if pte.is_uffd() {
-                        continue;
-                    }
-                    self.vma.categories | WRITTEN
-                } else {
-                    let categories = self.pte_categories(ptes, i, pte);
-                    if !self.matches(categories) {
-                        continue;
-                    }
-                    categories
-                };
-                let addr = ptes.addr(i);
-                let reported = self.report(categories, addr, addr + PAGE_SIZE);
-                walk = reported.walk();
-                if reported.end == addr {
+        if self.write_protects() && self.out.is_none() {
+            // Without an output vector every entry that is not protected yet gets protected.
+            for i in 0..ptes.len() {
+                if ptes.get(i).is_some_and(|pte| !pte.is_uffd()) {
+                    protect_pte(ptes, i, &mut flush)?;
+                }
+            }
+        } else if self.vma.written_only {
+            // Only `WRITTEN` counts: report each run of entries that userfaultfd does not
+            // protect.
+            let len = ptes.len();
+            let protected = |ptes: &PteTable<'_>, i: usize| ptes.get(i).is_some_and(Pte::is_uffd);
+            let mut i = 0;
+            while let Some(first) = (i..len).find(|&i| !protected(ptes, i)) {
+                let end = (first + 1..len)
+                    .find(|&i| protected(ptes, i))
+                    .unwrap_or(len);
+                walk = self.report_ptes(ptes, first, end, WRITTEN, &mut flush)?;
+                if walk == Walk::Stop {
                     break;
                 }
-                if !wp || categories & WRITTEN == 0 {
-                    continue;
-                }
-            } else if pte.is_uffd() {
-                continue;
+                i = end;
             }
-
-            match pte.kind() {
-                PteKind::None => ptes.install_uffd_wp_marker(i)?,
-                PteKind::Leaf(_) => ptes.protect_uffd_leaf(i)?,
-                PteKind::Present => {
-                    ptes.protect_uffd(i)?;
-                    flush = Some((flush.map_or(i, |(from, _)| from), i + 1));
+        } else {
+            let filter = self.pte_filter();
+            // The first entry and the categories of the run being built.
+            let mut run: Option<(usize, u64)> = None;
+            for i in 0..ptes.len() {
+                let Some(pte) = ptes.get(i) else { break };
+                let categories = filter.check(ptes, i, pte);
+                if let Some((first, run_categories)) = run {
+                    if categories == Some(run_categories) {
+                        continue;
+                    }
+                    walk = self.report_ptes(ptes, first, i, run_categories, &mut flush)?;
+                    if walk == Walk::Stop {
+                        break;
+                    }
                 }
+                run = categories.map(|categories| (i, categories));
+            }
+            if let (Walk::Continue, Some((first, categories))) = (walk, run) {
+                walk = self.report_ptes(ptes, first, ptes.len(), categories, &mut flush)?;
             }
         }
 
@@ -488,6 +473,28 @@ impl Scan {
             ptes.flush_tlb(from, to)?;
         }
         Ok(walk)
+    }
+
+    /// Reports entries `first..end` of a PTE table, which have `categories`, and write-protects
+    /// the ones reported if asked to.
+    #[inline]
+    fn report_ptes(
+        &mut self,
+        ptes: &mut PteTable<'_>,
+        first: usize,
+        end: usize,
+        categories: u64,
+        flush: &mut Option<(usize, usize)>,
+    ) -> Result<Walk> {
+        let start = ptes.addr(first);
+        let reported = self.report(categories, start, ptes.addr(end));
+        if self.write_protects() && categories & WRITTEN != 0 {
+            let reported_end = first + (reported.end - start) / PAGE_SIZE;
+            for i in first..reported_end {
+                protect_pte(ptes, i, flush)?;
+            }
+        }
+        Ok(reported.walk())
     }
 
     /// Scans a huge PMD entry. Returns `None` if it was split and has to be looked at again.
@@ -512,6 +519,94 @@ impl Scan {
         huge.flush_tlb();
         Ok(Some(reported.walk()))
     }
+}
+
+/// Returns whether a page with `categories` is reported, given the masks of a scan.
+#[inline]
+fn matches(categories: u64, mask: u64, inverted: u64, anyof: u64) -> bool {
+    let categories = categories ^ inverted;
+    categories & mask == mask && (anyof == 0 || categories & anyof != 0)
+}
+
+/// The categories of PTEs, and whether they are reported: what the loop over a table of PTEs
+/// needs of a scan, in a copy that the reports in the loop do not change.
+#[derive(Clone, Copy)]
+struct PteFilter {
+    vma: VmaState,
+    /// The categories that can make a difference: those the masks look at, and `WRITTEN`,
+    /// which decides what gets write-protected. Others are not computed.
+    want: u64,
+    mask: u64,
+    inverted: u64,
+    anyof: u64,
+}
+
+impl PteFilter {
+    /// The categories of entry `i` of a PTE table, as far as they are wanted.
+    #[inline]
+    fn categories(&self, ptes: &PteTable<'_>, i: usize, pte: Pte) -> u64 {
+        let (vma, want) = (&self.vma, self.want);
+        let mut categories = vma.categories;
+        match pte.kind() {
+            PteKind::None => {
+                // Unpopulated: written, unless uffd-wp put a marker there; never accessed.
+                if vma.uffd_wp {
+                    categories |= WRITTEN;
+                }
+            }
+            PteKind::Present => {
+                categories |= PRESENT;
+                if vma.unprotected != 0 && !pte.is_uffd() {
+                    categories |= vma.unprotected;
+                }
+                if vma.file && ptes.maps_file_page(i) {
+                    categories |= FILE;
+                }
+                if want & PFNZERO != 0 && pte.is_zero_pfn() {
+                    categories |= PFNZERO;
+                }
+                if want & SOFT_DIRTY != 0 && pte.is_soft_dirty() {
+                    categories |= SOFT_DIRTY;
+                }
+            }
+            PteKind::Leaf(leaf) => {
+                categories |= SWAPPED;
+                if vma.unprotected != 0 && !pte.is_uffd() {
+                    categories |= vma.unprotected;
+                }
+                if leaf.is_guard_marker() {
+                    categories |= GUARD;
+                } else if vma.file && ptes.maps_file_page(i) {
+                    categories |= FILE;
+                }
+                if want & SOFT_DIRTY != 0 && pte.is_soft_dirty() {
+                    categories |= SOFT_DIRTY;
+                }
+            }
+        }
+        categories & want
+    }
+
+    /// The categories of entry `i` of a PTE table if it is reported, `None` if it is not.
+    #[inline]
+    fn check(&self, ptes: &PteTable<'_>, i: usize, pte: Pte) -> Option<u64> {
+        if self.vma.written_only {
+            // Only `WRITTEN` counts, and it is there unless userfaultfd protects the entry.
+            return (!pte.is_uffd()).then_some(WRITTEN);
+        }
+        let categories = self.categories(ptes, i, pte);
+        matches(categories, self.mask, self.inverted, self.anyof).then_some(categories)
+    }
+}
+
+/// Write-protects entry `i` of a PTE table for userfaultfd, whatever its kind; records a present
+/// one in `flush`, the range of entries whose TLB entries need flushing.
+#[inline]
+fn protect_pte(ptes: &mut PteTable<'_>, i: usize, flush: &mut Option<(usize, usize)>) -> Result {
+    if ptes.protect_uffd_any(i)? {
+        *flush = Some((flush.map_or(i, |(from, _)| from), i + 1));
+    }
+    Ok(())
 }
 
 /// The categories of a hugetlb entry.
@@ -580,11 +675,28 @@ impl PageWalker for Scan {
         if vma.userfaultfd_rwp() {
             unprotected |= ACCESSED;
         }
+        let hugetlb = vma.is_hugetlb();
+        let anonymous = vma.is_anonymous();
+
+        // Skip a VMA in which no page can have a category the masks require. Walking it would
+        // report nothing and protect nothing, except without an output vector, where every
+        // entry is protected whatever the masks.
+        let mut possible = categories | PRESENT | SWAPPED | PFNZERO | HUGE | SOFT_DIRTY | GUARD;
+        possible |= unprotected;
+        if !anonymous {
+            possible |= FILE;
+        }
+        let required = self.args.mask & !self.args.inverted;
+        if required & !possible != 0 && !(self.write_protects() && self.out.is_none()) {
+            return Ok(VmaAction::Skip);
+        }
+
         self.vma = VmaState {
             categories,
             unprotected,
             uffd_wp,
-            hugetlb: vma.is_hugetlb(),
+            hugetlb,
+            file: self.interest & FILE != 0 && !anonymous,
             written_only: uffd_wp
                 && self.args.mask == WRITTEN
                 && self.args.ret == WRITTEN

@@ -618,10 +618,12 @@ impl PteTable<'_> {
     }
 
     /// Iterates over the entries with their addresses.
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = (usize, Pte)> + '_ {
         (0..self.len).filter_map(move |i| self.get(i).map(|pte| (self.addr(i), pte)))
     }
 
+    #[inline]
     fn ptep(&self, index: usize) -> Result<*mut bindings::pte_t> {
         if index >= self.len {
             return Err(EINVAL);
@@ -634,11 +636,12 @@ impl PteTable<'_> {
     ///
     /// `ptep_modify_prot_start()` clears the entry so that the CPU cannot set bits in it while it
     /// is changed; `ptep_modify_prot_commit()` writes the new value back, under the same lock.
+    #[inline]
     fn modify_present(&mut self, index: usize, f: impl FnOnce(Pte) -> Pte) -> Result {
-        let ptep = self.ptep(index)?;
         if !self.get(index).is_some_and(Pte::is_present) {
             return Err(EINVAL);
         }
+        let ptep = self.ptep(index)?;
         let addr = self.addr(index);
         // SAFETY: The entry is present, mapped and locked (type invariants); the start is
         // committed below before the lock can be released.
@@ -659,6 +662,7 @@ impl PteTable<'_> {
     /// # Errors
     ///
     /// [`EINVAL`] if `index` is out of range or the entry is not present.
+    #[inline]
     pub fn protect_uffd(&mut self, index: usize) -> Result {
         self.modify_present(index, |pte| {
             // SAFETY: Pure function of the value.
@@ -671,6 +675,7 @@ impl PteTable<'_> {
     /// # Errors
     ///
     /// [`EINVAL`] if `index` is out of range or the entry is not present.
+    #[inline]
     pub fn clear_uffd(&mut self, index: usize) -> Result {
         self.modify_present(index, |pte| {
             // SAFETY: Pure function of the value.
@@ -686,6 +691,7 @@ impl PteTable<'_> {
     /// # Errors
     ///
     /// [`EINVAL`] if `index` is out of range or the entry is not none.
+    #[inline]
     pub fn install_uffd_wp_marker(&mut self, index: usize) -> Result {
         let ptep = self.ptep(index)?;
         if !self.get(index).is_some_and(Pte::is_none) {
@@ -704,6 +710,7 @@ impl PteTable<'_> {
     /// # Errors
     ///
     /// [`EINVAL`] if `index` is out of range or the entry is present or none.
+    #[inline]
     pub fn protect_uffd_leaf(&mut self, index: usize) -> Result {
         let ptep = self.ptep(index)?;
         let pte = self.get(index).ok_or(EINVAL)?;
@@ -754,11 +761,31 @@ impl PteTable<'_> {
         !unsafe { bindings::folio_test_anon(folio) }
     }
 
+    /// Protects entry `index` with userfaultfd, whatever its kind (C `make_uffd_wp_pte()`): a
+    /// present entry like [`PteTable::protect_uffd`], a none entry with a uffd-wp marker, a
+    /// software leaf like [`PteTable::protect_uffd_leaf`].
+    ///
+    /// Returns whether the entry was present, in which case its TLB entry has to be flushed
+    /// ([`PteTable::flush_tlb`]).
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] if `index` is out of range.
+    #[inline]
+    pub fn protect_uffd_any(&mut self, index: usize) -> Result<bool> {
+        match self.get(index).ok_or(EINVAL)?.kind() {
+            PteKind::Present => self.protect_uffd(index).map(|()| true),
+            PteKind::None => self.install_uffd_wp_marker(index).map(|()| false),
+            PteKind::Leaf(_) => self.protect_uffd_leaf(index).map(|()| false),
+        }
+    }
+
     /// Flushes the TLB entries for entries `from..to`.
     ///
     /// # Errors
     ///
     /// [`EINVAL`] if `from..to` is empty or out of range.
+    #[inline]
     pub fn flush_tlb(&self, from: usize, to: usize) -> Result {
         if from >= to || to > self.len {
             return Err(EINVAL);

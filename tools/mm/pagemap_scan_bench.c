@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pagemap_scan_bench: PAGEMAP_SCAN of the C and Rust implementations side by
+ * side, in one boot.
+ *
+ * With CONFIG_PAGEMAP_SCAN_RUST_SWITCH the debugfs file pagemap_scan_rust
+ * selects the implementation. Each scenario is measured in rounds, and in
+ * each round under C and then under Rust, so that both see the same state of
+ * the machine; the table gives the median ns per page of each, the spread
+ * (min-max) and the Rust/C ratio. Reading /proc/self/pagemap, the classic
+ * alternative, is measured the same way for the scenarios where it can
+ * answer the question. The async write-fault cost (one byte written to each
+ * write-protected page) is measured with the uffd WP_ASYNC the kernel has.
+ *
+ *   pagemap_scan_bench [-r ROUNDS] [-s MIB[,MIB...]] [-j FILE] [-q]
+ *
+ * -j writes the results as JSON lines (one object per scenario and size).
+ * -q: quick, for a smoke test (2 rounds, 16 MiB).
+ *
+ * Times are wall-clock (CLOCK_MONOTONIC) of the guest. Under QEMU's -icount
+ * they are instruction counts (1 ns per instruction), which do not depend on
+ * the host; the output says which kind it is when told (-k KIND).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/userfaultfd.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SWITCH		"/sys/kernel/debug/pagemap_scan_rust"
+#define HPAGE		(2UL << 20)
+#define MAX_ROUNDS	64
+#define SPARSE_VMA	16	/* pages per VMA in the sparse layout */
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+
+enum impl { IMPL_C, IMPL_RUST, IMPL_PAGEMAP, IMPL_FAULT, NR_IMPL };
+static const char *const impl_name[NR_IMPL] = { "C", "Rust", "pagemap-read", "write-fault" };
+
+static long page_size;
+static int pagemap_fd;
+static int rounds = 7;
+static const char *kind = "wall-clock ns";
+static FILE *json;
+
+struct area {
+	char *mem;
+	size_t len, pages;
+	int uffd;
+};
+
+struct scenario {
+	const char *name;
+	const char *what;
+	int (*setup)(struct area *a, size_t len);
+	/* Not timed: brings the area to the state a round starts from. */
+	void (*prepare)(struct area *a);
+	/* Timed: one scan with the selected implementation; the regions found. */
+	long (*scan)(struct area *a);
+	/* Timed, for IMPL_PAGEMAP: the same answer from /proc/self/pagemap. */
+	long (*pagemap)(struct area *a);
+	/* Timed, for IMPL_FAULT: the async write-fault cost. */
+	long (*fault)(struct area *a);
+};
+
+static void die(const char *what)
+{
+	fprintf(stderr, "pagemap_scan_bench: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void set_impl(enum impl impl)
+{
+	int fd = open(SWITCH, O_WRONLY);
+
+	if (fd < 0 || write(fd, impl == IMPL_RUST ? "Y" : "N", 1) != 1)
+		die("cannot set " SWITCH " (CONFIG_PAGEMAP_SCAN_RUST_SWITCH)");
+	close(fd);
+}
+
+static long do_scan(struct pm_scan_arg *arg)
+{
+	long ret = ioctl(pagemap_fd, PAGEMAP_SCAN, arg);
+
+	if (ret < 0)
+		die("PAGEMAP_SCAN");
+	return ret;
+}
+
+/* Scans all of @a, resuming from walk_end; returns the regions found. */
+static long scan_all(struct area *a, uint64_t flags, uint64_t mask, uint64_t inverted,
+		     uint64_t anyof, uint64_t ret_mask, bool out)
+{
+	static struct page_region vec[1024];
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.flags = flags,
+		.start = (unsigned long)a->mem,
+		.end = (unsigned long)a->mem + a->len,
+		.vec = out ? (unsigned long)vec : 0,
+		.vec_len = out ? 1024 : 0,
+		.category_mask = mask,
+		.category_inverted = inverted,
+		.category_anyof_mask = anyof,
+		.return_mask = ret_mask,
+	};
+	long regions = 0;
+
+	while (arg.start < arg.end) {
+		regions += do_scan(&arg);
+		arg.start = arg.walk_end;
+	}
+	return regions;
+}
+
+static void populate(char *mem, size_t len)
+{
+	for (size_t off = 0; off < len; off += page_size)
+		mem[off] = 1;
+}
+
+static char *map_anon(size_t len, int flags)
+{
+	/* Aligned to 2M, so that THPs can back it. */
+	char *mem = mmap(NULL, len + HPAGE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
+
+	if (mem == MAP_FAILED)
+		return NULL;
+	return (char *)(((unsigned long)mem + HPAGE - 1) & ~(HPAGE - 1));
+}
+
+static int uffd_wp_async(struct area *a)
+{
+	struct uffdio_api api = {
+		.api = UFFD_API,
+		.features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED |
+			    UFFD_FEATURE_WP_HUGETLBFS_SHMEM,
+	};
+	struct uffdio_register reg = {
+		.range = { .start = (unsigned long)a->mem, .len = a->len },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+
+	a->uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (a->uffd < 0 || ioctl(a->uffd, UFFDIO_API, &api) ||
+	    ioctl(a->uffd, UFFDIO_REGISTER, &reg))
+		return -1;
+	return 0;
+}
+
+static int setup_anon(struct area *a, size_t len)
+{
+	a->mem = map_anon(len, 0);
+	if (!a->mem)
+		return -1;
+	madvise(a->mem, len, MADV_NOHUGEPAGE);
+	populate(a->mem, len);
+	return 0;
+}
+
+static int setup_thp(struct area *a, size_t len)
+{
+	a->mem = map_anon(len, 0);
+	if (!a->mem || madvise(a->mem, len, MADV_HUGEPAGE))
+		return -1;
+	populate(a->mem, len);
+	return 0;
+}
+
+static int setup_uffd(struct area *a, size_t len)
+{
+	if (setup_anon(a, len) || uffd_wp_async(a))
+		return -1;
+	/* Protect everything once. */
+	scan_all(a, PM_SCAN_WP_MATCHING, 0, 0, 0, 0, false);
+	return 0;
+}
+
+static int setup_hugetlb(struct area *a, size_t len)
+{
+	char n[32];
+	int fd = open("/proc/sys/vm/nr_hugepages", O_WRONLY);
+
+	snprintf(n, sizeof(n), "%zu", len / HPAGE + 8);
+	if (fd < 0 || write(fd, n, strlen(n)) < 0)
+		return -1;
+	close(fd);
+	a->mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	if (a->mem == MAP_FAILED)
+		return -1;
+	for (size_t off = 0; off < len; off += HPAGE)
+		a->mem[off] = 1;
+	return 0;
+}
+
+static int setup_shmem(struct area *a, size_t len)
+{
+	int fd = memfd_create("pagemap_scan_bench", 0);
+
+	if (fd < 0 || ftruncate(fd, len))
+		return -1;
+	a->mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (a->mem == MAP_FAILED)
+		return -1;
+	populate(a->mem, len);
+	return 0;
+}
+
+/* Many small VMAs: SPARSE_VMA populated pages each, alternately read-only. */
+static int setup_sparse(struct area *a, size_t len)
+{
+	if (setup_anon(a, len))
+		return -1;
+	for (size_t off = 0; off < len; off += 2 * SPARSE_VMA * page_size)
+		if (mprotect(a->mem + off, SPARSE_VMA * page_size, PROT_READ))
+			return -1;
+	return 0;
+}
+
+/* Dirty 1/8 of the pages, spread out. */
+static void write_eighth(struct area *a)
+{
+	for (size_t i = 0; i < a->pages; i += 8)
+		a->mem[i * page_size + (i / 8) % 8] = 2;
+}
+
+static long scan_present(struct area *a)
+{
+	return scan_all(a, 0, PAGE_IS_PRESENT, 0, 0, PAGE_IS_PRESENT, true);
+}
+
+static long scan_written_wp(struct area *a)
+{
+	return scan_all(a, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, PAGE_IS_WRITTEN, 0, 0,
+			PAGE_IS_WRITTEN, true);
+}
+
+static long scan_wp_reset(struct area *a)
+{
+	return scan_all(a, PM_SCAN_WP_MATCHING, 0, 0, 0, 0, false);
+}
+
+static long scan_criu(struct area *a)
+{
+	const uint64_t excl = PAGE_IS_PFNZERO | PAGE_IS_FILE;
+
+	return scan_all(a, 0, excl, excl, PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_SOFT_DIRTY, true);
+}
+
+/* /proc/self/pagemap: read the 64-bit entry of every page, count present ones. */
+static long pagemap_present(struct area *a)
+{
+	static uint64_t buf[4096];
+	size_t first = (unsigned long)a->mem / page_size;
+	long present = 0;
+
+	for (size_t i = 0; i < a->pages; i += 4096) {
+		size_t n = a->pages - i < 4096 ? a->pages - i : 4096;
+
+		if (pread(pagemap_fd, buf, n * 8, (first + i) * 8) != (ssize_t)(n * 8))
+			die("read /proc/self/pagemap");
+		for (size_t k = 0; k < n; k++)
+			present += buf[k] >> 63;
+	}
+	return present;
+}
+
+/* The async write faults of writing one byte to each protected page. */
+static long fault_all(struct area *a)
+{
+	for (size_t i = 0; i < a->pages; i++)
+		a->mem[i * page_size] = 3;
+	return a->pages;
+}
+
+static void protect_all(struct area *a)
+{
+	set_impl(IMPL_C);
+	scan_wp_reset(a);
+}
+
+static const struct scenario scenarios[] = {
+	{ .name = "present", .what = "dense PRESENT scan, populated anonymous memory",
+	  .setup = setup_anon, .scan = scan_present, .pagemap = pagemap_present },
+	{ .name = "wp-dirty", .what = "WRITTEN + WP_MATCHING, 1/8 of the pages written",
+	  .setup = setup_uffd, .prepare = write_eighth, .scan = scan_written_wp },
+	{ .name = "wp-clean", .what = "WRITTEN + WP_MATCHING, nothing written (steady-state poll)",
+	  .setup = setup_uffd, .scan = scan_written_wp },
+	{ .name = "wp-reset", .what = "vec == NULL exclusive WP, 1/8 of the pages written",
+	  .setup = setup_uffd, .prepare = write_eighth, .scan = scan_wp_reset },
+	{ .name = "criu", .what = "CRIU-style scan: not PFNZERO|FILE, PRESENT|SWAPPED",
+	  .setup = setup_anon, .scan = scan_criu, .pagemap = pagemap_present },
+	{ .name = "thp", .what = "dense PRESENT scan, THP-backed memory",
+	  .setup = setup_thp, .scan = scan_present, .pagemap = pagemap_present },
+	{ .name = "hugetlb", .what = "dense PRESENT scan, 2M hugetlb pages",
+	  .setup = setup_hugetlb, .scan = scan_present, .pagemap = pagemap_present },
+	{ .name = "shmem", .what = "dense PRESENT scan, shmem (memfd) pages",
+	  .setup = setup_shmem, .scan = scan_present, .pagemap = pagemap_present },
+	{ .name = "sparse-vmas", .what = "PRESENT scan over VMAs of 16 pages each",
+	  .setup = setup_sparse, .scan = scan_present, .pagemap = pagemap_present },
+	{ .name = "write-fault", .what = "async uffd-wp write fault, one byte per protected page",
+	  .setup = setup_uffd, .prepare = protect_all, .fault = fault_all },
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct stats {
+	double median, min, max;
+	bool valid;
+};
+
+static struct stats summarize(uint64_t *ns, int n, size_t pages)
+{
+	struct stats s = { .valid = n > 0 };
+
+	if (!n)
+		return s;
+	qsort(ns, n, sizeof(*ns), cmp_u64);
+	s.min = (double)ns[0] / pages;
+	s.max = (double)ns[n - 1] / pages;
+	s.median = n % 2 ? (double)ns[n / 2] / pages :
+			   (double)(ns[n / 2 - 1] + ns[n / 2]) / 2 / pages;
+	return s;
+}
+
+static void run(const struct scenario *sc, size_t mib)
+{
+	uint64_t ns[NR_IMPL][MAX_ROUNDS];
+	long result[NR_IMPL] = { 0 };
+	struct stats st[NR_IMPL];
+	struct area a = { .len = mib << 20, .uffd = -1 };
+	int n[NR_IMPL] = { 0 };
+
+	a.pages = a.len / page_size;
+	set_impl(IMPL_C);
+	if (sc->setup(&a, a.len)) {
+		printf("%-12s %5zu MiB  setup failed: %s\n", sc->name, mib, strerror(errno));
+		return;
+	}
+	for (int r = 0; r < rounds; r++) {
+		for (enum impl impl = 0; impl < NR_IMPL; impl++) {
+			long (*fn)(struct area *a) = impl == IMPL_PAGEMAP ? sc->pagemap :
+						      impl == IMPL_FAULT ? sc->fault : sc->scan;
+			uint64_t t;
+			long got;
+
+			if (!fn)
+				continue;
+			if (sc->prepare)
+				sc->prepare(&a);
+			set_impl(impl == IMPL_RUST ? IMPL_RUST : IMPL_C);
+			t = now_ns();
+			got = fn(&a);
+			ns[impl][n[impl]++] = now_ns() - t;
+			/* The same answer every round, from either implementation. */
+			if (r && (impl == IMPL_C || impl == IMPL_RUST) && got != result[IMPL_C]) {
+				fprintf(stderr, "%s: %s found %ld regions, C %ld\n", sc->name,
+					impl_name[impl], got, result[IMPL_C]);
+				exit(1);
+			}
+			if (!r && impl == IMPL_C)
+				result[IMPL_C] = got;
+		}
+	}
+	for (enum impl impl = 0; impl < NR_IMPL; impl++)
+		st[impl] = summarize(ns[impl], n[impl], a.pages);
+
+	if (st[IMPL_FAULT].valid) {
+		printf("%-12s %5zu MiB %8zu  %7.1f [%.1f-%.1f]  (the kernel's WP_ASYNC)\n",
+		       sc->name, mib, a.pages, st[IMPL_FAULT].median, st[IMPL_FAULT].min,
+		       st[IMPL_FAULT].max);
+	} else {
+		printf("%-12s %5zu MiB %8zu  %7.1f [%.1f-%.1f]  %7.1f [%.1f-%.1f]  %5.2f",
+		       sc->name, mib, a.pages, st[IMPL_C].median, st[IMPL_C].min, st[IMPL_C].max,
+		       st[IMPL_RUST].median, st[IMPL_RUST].min, st[IMPL_RUST].max,
+		       st[IMPL_RUST].median / st[IMPL_C].median);
+		if (st[IMPL_PAGEMAP].valid)
+			printf("  %7.1f", st[IMPL_PAGEMAP].median);
+		printf("\n");
+	}
+	fflush(stdout);
+
+	if (json) {
+		fprintf(json, "{\"scenario\":\"%s\",\"mib\":%zu,\"pages\":%zu,", sc->name, mib,
+			a.pages);
+		fprintf(json, "\"rounds\":%d,\"unit\":\"%s per page\"", rounds, kind);
+		for (enum impl impl = 0; impl < NR_IMPL; impl++)
+			if (st[impl].valid)
+				fprintf(json, ",\"%s\":{\"median\":%.2f,\"min\":%.2f,\"max\":%.2f}",
+					impl_name[impl], st[impl].median, st[impl].min,
+					st[impl].max);
+		if (st[IMPL_C].valid && st[IMPL_RUST].valid)
+			fprintf(json, ",\"ratio\":%.3f",
+				st[IMPL_RUST].median / st[IMPL_C].median);
+		fprintf(json, "}\n");
+		fflush(json);
+	}
+
+	if (a.uffd >= 0)
+		close(a.uffd);
+	munmap(a.mem, a.len);
+	if (sc->setup == setup_hugetlb) {
+		int fd = open("/proc/sys/vm/nr_hugepages", O_WRONLY);
+
+		/* Give the pool back for the scenarios that follow. */
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			die("nr_hugepages");
+		close(fd);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	size_t sizes[8] = { 256, 1024 };
+	int nsizes = 2, opt;
+	char *only = NULL;
+
+	while ((opt = getopt(argc, argv, "r:s:j:k:o:q")) != -1) {
+		switch (opt) {
+		case 'r':
+			rounds = atoi(optarg);
+			break;
+		case 's':
+			nsizes = 0;
+			for (char *tok = strtok(optarg, ","); tok && nsizes < 8;
+			     tok = strtok(NULL, ","))
+				sizes[nsizes++] = strtoul(tok, NULL, 0);
+			break;
+		case 'j':
+			json = fopen(optarg, "w");
+			if (!json)
+				die(optarg);
+			break;
+		case 'k':
+			kind = optarg;
+			break;
+		case 'o':
+			only = optarg;
+			break;
+		case 'q':
+			rounds = 2;
+			sizes[0] = 16;
+			nsizes = 1;
+			break;
+		default:
+			fprintf(stderr, "usage: %s [-r ROUNDS] [-s MIB,...] [-j FILE] %s\n",
+				argv[0], "[-k KIND] [-o SCENARIO] [-q]");
+			return 2;
+		}
+	}
+	if (rounds < 1 || rounds > MAX_ROUNDS)
+		rounds = 7;
+	page_size = sysconf(_SC_PAGESIZE);
+	pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
+	if (pagemap_fd < 0)
+		die("open /proc/self/pagemap");
+	set_impl(IMPL_C);
+
+	printf("PAGEMAP_SCAN, C and Rust interleaved, %d rounds each; %s per page, %s\n",
+	       rounds, kind, "median [min-max]");
+	printf("%-12s %9s %8s  %-22s  %-22s  %5s  %s\n", "scenario", "size", "pages",
+	       "C", "Rust", "Rust/C", "pagemap-read");
+	for (size_t i = 0; i < ARRAY_SIZE(scenarios); i++) {
+		if (only && strcmp(only, scenarios[i].name))
+			continue;
+		for (int s = 0; s < nsizes; s++)
+			run(&scenarios[i], sizes[s]);
+	}
+	set_impl(IMPL_RUST);
+	return 0;
+}
