@@ -43,6 +43,10 @@
 #define SPARSE_VMA	16	/* pages per VMA in the sparse layout */
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE	23
+#endif
+
 enum impl { IMPL_C, IMPL_RUST, IMPL_PAGEMAP, IMPL_FAULT, NR_IMPL };
 static const char *const impl_name[NR_IMPL] = { "C", "Rust", "pagemap-read", "write-fault" };
 
@@ -130,8 +134,11 @@ static long scan_all(struct area *a, uint64_t flags, uint64_t mask, uint64_t inv
 	return regions;
 }
 
+/* Writes every page, in the kernel if it can (faster than a fault per page). */
 static void populate(char *mem, size_t len)
 {
+	if (!madvise(mem, len, MADV_POPULATE_WRITE))
+		return;
 	for (size_t off = 0; off < len; off += page_size)
 		mem[off] = 1;
 }

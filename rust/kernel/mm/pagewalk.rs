@@ -773,11 +773,40 @@ impl PteTable<'_> {
     /// [`EINVAL`] if `index` is out of range.
     #[inline]
     pub fn protect_uffd_any(&mut self, index: usize) -> Result<bool> {
-        match self.get(index).ok_or(EINVAL)?.kind() {
-            PteKind::Present => self.protect_uffd(index).map(|()| true),
-            PteKind::None => self.install_uffd_wp_marker(index).map(|()| false),
-            PteKind::Leaf(_) => self.protect_uffd_leaf(index).map(|()| false),
-        }
+        let ptep = self.ptep(index)?;
+        let addr = self.addr(index);
+        // SAFETY: `index` is in range, so the entry is valid, mapped and locked (type
+        // invariants). It is read once: under the lock only the hardware changes it, and only
+        // the accessed and dirty bits of a present entry.
+        let pte = Pte::from_raw(unsafe { bindings::ptep_get(ptep) });
+        let new = match pte.kind() {
+            PteKind::Present => {
+                // SAFETY: The entry is present, mapped and locked; the start is committed right
+                // below, under the same lock.
+                let old =
+                    unsafe { bindings::ptep_modify_prot_start(self.vma.as_ptr(), addr, ptep) };
+                // SAFETY: `pte_mkuffd()` is a pure function of the value; this commits the
+                // modification started above.
+                unsafe {
+                    bindings::ptep_modify_prot_commit(
+                        self.vma.as_ptr(),
+                        addr,
+                        ptep,
+                        old,
+                        bindings::pte_mkuffd(old),
+                    )
+                };
+                return Ok(true);
+            }
+            // SAFETY: Pure function of the value.
+            PteKind::None => unsafe { bindings::make_pte_marker(bindings::PTE_MARKER_UFFD_WP) },
+            // SAFETY: Pure function of the value, a software leaf.
+            PteKind::Leaf(_) => unsafe { bindings::pte_swp_mkuffd(pte.as_raw()) },
+        };
+        // SAFETY: The entry is mapped and locked and not present, so the CPU does not write to
+        // it.
+        unsafe { bindings::set_pte_at(self.vma.mm().as_raw(), addr, ptep, new) };
+        Ok(false)
     }
 
     /// Flushes the TLB entries for entries `from..to`.

@@ -7,7 +7,8 @@
  *   vec_len cut the scans.
  * - Each class of bad input gets its errno.
  * - The categories of swapped-out pages, guard regions, soft-dirty pages and
- *   pages accessed under userfaultfd read-write protection.
+ *   pages accessed under userfaultfd read-write protection, and write
+ *   protection that survives page migration, scanned while it happens.
  * - With CONFIG_PAGEMAP_SCAN_RUST_SWITCH, the C and Rust implementations give
  *   the same results for random layouts and arguments.
  */
@@ -24,9 +25,14 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "../kselftest.h"
+
+#ifndef MPOL_MF_MOVE
+#define MPOL_MF_MOVE	(1 << 1)
+#endif
 
 #define HPAGE_2M	(2UL << 20)
 #define MAX_SCANS	64
@@ -525,6 +531,111 @@ out:
 	munmap(area, n * page_size);
 }
 
+#define M_PAGES		64
+#define M_MOVES		200
+
+struct mover {
+	char *area;
+	volatile bool stop;
+	int moves, failed;
+};
+
+/* Migrates the pages of the area between NUMA nodes 0 and 1, back and forth. */
+static void *mover_fn(void *arg)
+{
+	struct mover *m = arg;
+	void *pages[M_PAGES];
+	int nodes[M_PAGES], status[M_PAGES];
+
+	for (int i = 0; i < M_PAGES; i++)
+		pages[i] = m->area + i * page_size;
+	for (; m->moves < M_MOVES && !m->stop; m->moves++) {
+		for (int i = 0; i < M_PAGES; i++)
+			nodes[i] = (m->moves + 1) % 2;
+		if (syscall(__NR_move_pages, 0, M_PAGES, pages, nodes, status, MPOL_MF_MOVE)) {
+			m->failed = errno;
+			break;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Pages that migrate keep their write protection: scans while they move
+ * between two NUMA nodes see each page as PRESENT, or as SWAPPED while a
+ * migration entry stands in for it, never as WRITTEN; after the moves a
+ * write makes exactly the written page WRITTEN.
+ */
+static void test_migration(void)
+{
+	unsigned long cats[M_PAGES], walk_end;
+	char *area = mmap(NULL, M_PAGES * page_size, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct mover m = { .area = area };
+	void *page0 = area;
+	int node = 1, status = -1, uffd, scans = 0, migrating = 0;
+	pthread_t thread;
+	bool ok = true;
+
+	if (area == MAP_FAILED)
+		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
+	memset(area, 1, M_PAGES * page_size);
+	/* Can a page move to node 1 at all? */
+	if (syscall(__NR_move_pages, 0, 1, &page0, &node, &status, MPOL_MF_MOVE) || status != 1) {
+		ksft_test_result_skip("migration: no second NUMA node (status %d): %s\n",
+				      status, strerror(errno));
+		goto out;
+	}
+	uffd = uffd_wp_async(area, M_PAGES * page_size);
+	if (uffd < 0 || scan(area, area + M_PAGES * page_size, NULL, 0, 0, &walk_end) < 0) {
+		ksft_test_result_fail("migration: uffd register or protect failed\n");
+		goto out;
+	}
+	if (pthread_create(&thread, NULL, mover_fn, &m))
+		ksft_exit_fail_msg("pthread_create\n");
+	while (m.moves < M_MOVES && !m.failed && ok) {
+		if (categories_of(area, M_PAGES, cats)) {
+			ok = false;
+			break;
+		}
+		scans++;
+		for (int i = 0; i < M_PAGES; i++) {
+			unsigned long c = cats[i] & ~(PAGE_IS_SOFT_DIRTY | PAGE_IS_WPALLOWED);
+
+			migrating += c == PAGE_IS_SWAPPED;
+			if (c != PAGE_IS_PRESENT && c != PAGE_IS_SWAPPED) {
+				ksft_print_msg("scan %d, page %d while migrating: %#lx\n",
+					       scans, i, cats[i]);
+				ok = false;
+			}
+		}
+	}
+	m.stop = true;
+	pthread_join(thread, NULL);
+	if (m.failed) {
+		ksft_print_msg("move_pages: %s after %d moves\n", strerror(m.failed), m.moves);
+		ok = false;
+	}
+	area[5 * page_size] = 2;
+	if (ok && categories_of(area, M_PAGES, cats))
+		ok = false;
+	for (int i = 0; ok && i < M_PAGES; i++) {
+		unsigned long want = i == 5 ? PAGE_IS_PRESENT | PAGE_IS_WRITTEN : PAGE_IS_PRESENT;
+
+		if ((cats[i] & ~(PAGE_IS_SOFT_DIRTY | PAGE_IS_WPALLOWED)) != want) {
+			ksft_print_msg("page %d after the moves and a write to page 5: %#lx\n",
+				       i, cats[i]);
+			ok = false;
+		}
+	}
+	ksft_print_msg("migration: %d moves of %d pages, %d scans, %d migration entries seen\n",
+		       m.moves, M_PAGES, scans, migrating);
+	ksft_test_result(ok, "migration: protection survives migration, scanned meanwhile\n");
+	close(uffd);
+out:
+	munmap(area, M_PAGES * page_size);
+}
+
 /*
  * Differential test of the C and Rust implementations (needs the debugfs
  * switch of CONFIG_PAGEMAP_SCAN_RUST_SWITCH). Each round builds the same
@@ -808,13 +919,14 @@ int main(void)
 	pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
 	if (pagemap_fd < 0)
 		ksft_exit_fail_msg("open /proc/self/pagemap: %s\n", strerror(errno));
-	ksft_set_plan(7);
+	ksft_set_plan(8);
 	test_hugetlb_max_pages_resume();
 	test_errors();
 	test_swapped();
 	test_guard();
 	test_soft_dirty();
 	test_accessed();
+	test_migration();
 	test_differential();
 	ksft_finished();
 }
