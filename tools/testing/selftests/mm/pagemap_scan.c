@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/mempolicy.h>
 #include <linux/userfaultfd.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,10 +30,6 @@
 #include <unistd.h>
 
 #include "../kselftest.h"
-
-#ifndef MPOL_MF_MOVE
-#define MPOL_MF_MOVE	(1 << 1)
-#endif
 
 #define HPAGE_2M	(2UL << 20)
 #define MAX_SCANS	64
@@ -536,8 +533,8 @@ out:
 
 struct mover {
 	char *area;
-	volatile bool stop;
 	int moves, failed;
+	bool done;	/* set (release) when the mover has finished */
 };
 
 /* Migrates the pages of the area between NUMA nodes 0 and 1, back and forth. */
@@ -549,7 +546,7 @@ static void *mover_fn(void *arg)
 
 	for (int i = 0; i < M_PAGES; i++)
 		pages[i] = m->area + i * page_size;
-	for (; m->moves < M_MOVES && !m->stop; m->moves++) {
+	for (; m->moves < M_MOVES; m->moves++) {
 		for (int i = 0; i < M_PAGES; i++)
 			nodes[i] = (m->moves + 1) % 2;
 		if (syscall(__NR_move_pages, 0, M_PAGES, pages, nodes, status, MPOL_MF_MOVE)) {
@@ -557,6 +554,7 @@ static void *mover_fn(void *arg)
 			break;
 		}
 	}
+	__atomic_store_n(&m->done, true, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -593,7 +591,7 @@ static void test_migration(void)
 	}
 	if (pthread_create(&thread, NULL, mover_fn, &m))
 		ksft_exit_fail_msg("pthread_create\n");
-	while (m.moves < M_MOVES && !m.failed && ok) {
+	while (!__atomic_load_n(&m.done, __ATOMIC_ACQUIRE) && ok) {
 		if (categories_of(area, M_PAGES, cats)) {
 			ok = false;
 			break;
@@ -610,7 +608,6 @@ static void test_migration(void)
 			}
 		}
 	}
-	m.stop = true;
 	pthread_join(thread, NULL);
 	if (m.failed) {
 		ksft_print_msg("move_pages: %s after %d moves\n", strerror(m.failed), m.moves);
