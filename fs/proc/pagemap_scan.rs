@@ -17,6 +17,7 @@
 use core::mem::{offset_of, size_of};
 use kernel::{
     bindings,
+    error::from_result,
     mm::{
         pagewalk::{
             HugePmd, HugetlbEntry, PageWalker, PmdEntry, PmdLock, PteTable, VmaAction, Walk,
@@ -391,6 +392,7 @@ impl Scan {
     }
 
     /// The categories of a transparent huge page or PMD migration entry.
+    #[inline]
     fn huge_pmd_categories(&self, huge: &HugePmd<'_>) -> u64 {
         let pmd = huge.pmd();
         let mut categories = self.vma.categories | HUGE;
@@ -610,6 +612,7 @@ fn protect_pte(ptes: &mut PteTable<'_>, i: usize, flush: &mut Option<(usize, usi
 }
 
 /// The categories of a hugetlb entry.
+#[inline]
 fn hugetlb_categories(vma: &VmaState, pte: &Pte, file: bool) -> u64 {
     let mut categories = vma.categories | HUGE;
     if pte.is_none() {
@@ -855,10 +858,8 @@ pub unsafe extern "C" fn rust_pagemap_scan(
 ) -> kernel::ffi::c_long {
     // SAFETY: The caller holds a reference on `mm` for the duration of the call.
     let mm = unsafe { Mm::from_raw(mm) };
-    match pagemap_scan(mm, uarg) {
-        // At most `vec_len` regions, which fits in a `usize`; a `long` holds it unless user
-        // space passed an absurd length and got that many regions, which memory rules out.
-        Ok(regions) => kernel::ffi::c_long::try_from(regions).unwrap_or(kernel::ffi::c_long::MAX),
-        Err(e) => kernel::ffi::c_long::try_from(e.to_errno()).unwrap_or(kernel::ffi::c_long::MIN),
-    }
+    from_result(|| {
+        // The regions were copied to user memory, 24 bytes each: their count fits a `long`.
+        kernel::ffi::c_long::try_from(pagemap_scan(mm, uarg)?).map_err(|_| EOVERFLOW)
+    })
 }

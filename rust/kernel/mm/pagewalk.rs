@@ -859,6 +859,7 @@ impl HugetlbEntry<'_> {
 
     /// Reads the entry (without its page-table lock: it may change right after).
     #[cfg(CONFIG_HUGETLB_PAGE)]
+    #[inline]
     pub fn pte(&self) -> HugetlbPte<'_> {
         // SAFETY: The entry is valid under the hugetlb VMA lock (type invariants).
         let pte = unsafe {
@@ -962,6 +963,7 @@ deref_to_range!(HugetlbLock);
 #[cfg(CONFIG_HUGETLB_PAGE)]
 impl HugetlbLock<'_> {
     /// Reads the entry.
+    #[inline]
     pub fn pte(&self) -> HugetlbPte<'_> {
         // SAFETY: The entry is valid and locked (type invariants).
         let pte = unsafe {
