@@ -346,7 +346,7 @@ impl Scan {
     }
 
     /// Reports `start..end` with `categories`, as much of it as the limits allow.
-    #[inline]
+    #[inline(always)]
     fn report(&mut self, categories: u64, start: usize, end: usize) -> Reported {
         let Some(out) = &mut self.out else {
             return Reported { end, full: false };
@@ -479,7 +479,7 @@ impl Scan {
 
     /// Reports entries `first..end` of a PTE table, which have `categories`, and write-protects
     /// the ones reported if asked to.
-    #[inline]
+    #[inline(always)]
     fn report_ptes(
         &mut self,
         ptes: &mut PteTable<'_>,

@@ -170,6 +170,7 @@ impl MmapReadGuard<'_> {
     }
 }
 
+#[inline]
 fn to_c(r: Result<Walk>) -> c_int {
     match r {
         Ok(Walk::Continue) => 0,
