@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # The guest selftests of `make selftests` / `make test`, in one boot:
-# the upstream pagemap_ioctl (unmodified) and the series' pagemap_scan, each
-# on the Rust and on the C PAGEMAP_SCAN (debugfs switch, workbench/guest/impl),
-# and uffd-unit-tests on the default (Rust) one.  Bounds: workbench/expect.txt.
+# the upstream pagemap_ioctl (unmodified) and the series' pagemap_scan and
+# uffd_wp_async, each on the Rust and on the C implementations of PAGEMAP_SCAN
+# and WP_ASYNC (debugfs switches, workbench/guest/impl), and uffd-unit-tests
+# on the Rust ones.  Bounds: workbench/expect.txt.
 WB=$(dirname "$0")
 exec "$WB/guest.sh" selftests --expect "$WB/expect.txt" \
 	"pagemap_ioctl.rust=./impl rust ./pagemap_ioctl" \
 	"pagemap_ioctl.c=./impl c ./pagemap_ioctl" \
 	"pagemap_scan.rust=./impl rust ./pagemap_scan" \
 	"pagemap_scan.c=./impl c ./pagemap_scan" \
+	"uffd_wp_async.rust=./impl rust ./uffd_wp_async@600" \
+	"uffd_wp_async.c=./impl c ./uffd_wp_async@600" \
 	"uffd-unit-tests=./impl rust ./uffd-unit-tests"

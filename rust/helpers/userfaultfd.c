@@ -22,3 +22,13 @@ __rust_helper bool rust_helper_is_vm_hugetlb_page(struct vm_area_struct *vma)
 {
 	return is_vm_hugetlb_page(vma);
 }
+
+__rust_helper bool rust_helper_uffd_supports_wp_marker(void)
+{
+	return uffd_supports_wp_marker();
+}
+
+__rust_helper pte_t rust_helper_huge_pte_clear_uffd(pte_t pte)
+{
+	return huge_pte_clear_uffd(pte);
+}

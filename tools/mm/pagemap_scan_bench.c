@@ -10,7 +10,10 @@
  * (min-max) and the Rust/C ratio. Reading /proc/self/pagemap, the classic
  * alternative, is measured the same way for the scenarios where it can
  * answer the question. The async write-fault cost (one byte written to each
- * write-protected page) is measured with the uffd WP_ASYNC the kernel has.
+ * write-protected page) is measured the same way on the C and the Rust
+ * UFFD_FEATURE_WP_ASYNC, which CONFIG_USERFAULTFD_WP_ASYNC_RUST_SWITCH selects
+ * with the debugfs file userfaultfd_wp_async_rust; without it, that scenario
+ * is left out.
  *
  *   pagemap_scan_bench [-r ROUNDS] [-s MIB[,MIB...]] [-j FILE] [-q]
  *
@@ -38,6 +41,7 @@
 #include <unistd.h>
 
 #define SWITCH		"/sys/kernel/debug/pagemap_scan_rust"
+#define WP_SWITCH	"/sys/kernel/debug/userfaultfd_wp_async_rust"
 #define HPAGE		(2UL << 20)
 #define MAX_ROUNDS	64
 #define SPARSE_VMA	16	/* pages per VMA in the sparse layout */
@@ -47,8 +51,8 @@
 #define MADV_POPULATE_WRITE	23
 #endif
 
-enum impl { IMPL_C, IMPL_RUST, IMPL_PAGEMAP, IMPL_FAULT, NR_IMPL };
-static const char *const impl_name[NR_IMPL] = { "C", "Rust", "pagemap-read", "write-fault" };
+enum impl { IMPL_C, IMPL_RUST, IMPL_PAGEMAP, NR_IMPL };
+static const char *const impl_name[NR_IMPL] = { "C", "Rust", "pagemap-read" };
 
 static long page_size;
 static int pagemap_fd;
@@ -68,12 +72,15 @@ struct scenario {
 	int (*setup)(struct area *a, size_t len);
 	/* Not timed: brings the area to the state a round starts from. */
 	void (*prepare)(struct area *a);
-	/* Timed: one scan with the selected implementation; the regions found. */
+	/*
+	 * Timed: one scan with the selected implementation; the regions found.
+	 * Or the writes that fault, with the selected WP_ASYNC.
+	 */
 	long (*scan)(struct area *a);
 	/* Timed, for IMPL_PAGEMAP: the same answer from /proc/self/pagemap. */
 	long (*pagemap)(struct area *a);
-	/* Timed, for IMPL_FAULT: the async write-fault cost. */
-	long (*fault)(struct area *a);
+	/* Needs the WP_ASYNC switch. */
+	bool wp_async;
 };
 
 static void die(const char *what)
@@ -90,12 +97,22 @@ static uint64_t now_ns(void)
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+static bool have_wp_switch;
+
+/* Selects the C or the Rust PAGEMAP_SCAN, and WP_ASYNC where it can. */
 static void set_impl(enum impl impl)
 {
+	const char *yn = impl == IMPL_RUST ? "Y" : "N";
 	int fd = open(SWITCH, O_WRONLY);
 
-	if (fd < 0 || write(fd, impl == IMPL_RUST ? "Y" : "N", 1) != 1)
+	if (fd < 0 || write(fd, yn, 1) != 1)
 		die("cannot set " SWITCH " (CONFIG_PAGEMAP_SCAN_RUST_SWITCH)");
+	close(fd);
+	if (!have_wp_switch)
+		return;
+	fd = open(WP_SWITCH, O_WRONLY);
+	if (fd < 0 || write(fd, yn, 1) != 1)
+		die("cannot set " WP_SWITCH);
 	close(fd);
 }
 
@@ -327,7 +344,7 @@ static const struct scenario scenarios[] = {
 	{ .name = "sparse-vmas", .what = "PRESENT scan over VMAs of 16 pages each",
 	  .setup = setup_sparse, .scan = scan_present, .pagemap = pagemap_present },
 	{ .name = "write-fault", .what = "async uffd-wp write fault, one byte per protected page",
-	  .setup = setup_uffd, .prepare = protect_all, .fault = fault_all },
+	  .setup = setup_uffd, .prepare = protect_all, .scan = fault_all, .wp_async = true },
 };
 
 static int cmp_u64(const void *a, const void *b)
@@ -365,6 +382,10 @@ static void run(const struct scenario *sc, size_t mib)
 	int n[NR_IMPL] = { 0 };
 
 	a.pages = a.len / page_size;
+	if (sc->wp_async && !have_wp_switch) {
+		printf("%-12s %5zu MiB  left out: no %s\n", sc->name, mib, WP_SWITCH);
+		return;
+	}
 	set_impl(IMPL_C);
 	if (sc->setup(&a, a.len)) {
 		printf("%-12s %5zu MiB  setup failed: %s\n", sc->name, mib, strerror(errno));
@@ -372,8 +393,7 @@ static void run(const struct scenario *sc, size_t mib)
 	}
 	for (int r = 0; r < rounds; r++) {
 		for (enum impl impl = 0; impl < NR_IMPL; impl++) {
-			long (*fn)(struct area *a) = impl == IMPL_PAGEMAP ? sc->pagemap :
-						      impl == IMPL_FAULT ? sc->fault : sc->scan;
+			long (*fn)(struct area *a) = impl == IMPL_PAGEMAP ? sc->pagemap : sc->scan;
 			uint64_t t;
 			long got;
 
@@ -398,19 +418,13 @@ static void run(const struct scenario *sc, size_t mib)
 	for (enum impl impl = 0; impl < NR_IMPL; impl++)
 		st[impl] = summarize(ns[impl], n[impl], a.pages);
 
-	if (st[IMPL_FAULT].valid) {
-		printf("%-12s %5zu MiB %8zu  %7.1f [%.1f-%.1f]  (the kernel's WP_ASYNC)\n",
-		       sc->name, mib, a.pages, st[IMPL_FAULT].median, st[IMPL_FAULT].min,
-		       st[IMPL_FAULT].max);
-	} else {
-		printf("%-12s %5zu MiB %8zu  %7.1f [%.1f-%.1f]  %7.1f [%.1f-%.1f]  %5.2f",
-		       sc->name, mib, a.pages, st[IMPL_C].median, st[IMPL_C].min, st[IMPL_C].max,
-		       st[IMPL_RUST].median, st[IMPL_RUST].min, st[IMPL_RUST].max,
-		       st[IMPL_RUST].median / st[IMPL_C].median);
-		if (st[IMPL_PAGEMAP].valid)
-			printf("  %7.1f", st[IMPL_PAGEMAP].median);
-		printf("\n");
-	}
+	printf("%-12s %5zu MiB %8zu  %7.1f [%.1f-%.1f]  %7.1f [%.1f-%.1f]  %5.2f",
+	       sc->name, mib, a.pages, st[IMPL_C].median, st[IMPL_C].min, st[IMPL_C].max,
+	       st[IMPL_RUST].median, st[IMPL_RUST].min, st[IMPL_RUST].max,
+	       st[IMPL_RUST].median / st[IMPL_C].median);
+	if (st[IMPL_PAGEMAP].valid)
+		printf("  %7.1f", st[IMPL_PAGEMAP].median);
+	printf("\n");
 	fflush(stdout);
 
 	if (json) {
@@ -487,6 +501,7 @@ int main(int argc, char **argv)
 	pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
 	if (pagemap_fd < 0)
 		die("open /proc/self/pagemap");
+	have_wp_switch = !access(WP_SWITCH, W_OK);
 	set_impl(IMPL_C);
 
 	printf("PAGEMAP_SCAN, C and Rust interleaved, %d rounds each; %s per page, %s\n",

@@ -1089,8 +1089,11 @@ impl VmaRef {
             return Err(EINVAL);
         }
         let size = self.huge_page_size();
+        if !size.is_power_of_two() {
+            return Err(EINVAL);
+        }
         let mm = self.mm().as_raw();
-        let mut addr = start - start % size;
+        let mut addr = start & !(size - 1);
         while addr < end {
             // SAFETY: `addr` is a huge-page aligned address of this hugetlb VMA, whose mmap or vma
             // lock is held (type invariants); page-table sharing is off for uffd-wp VMAs.
@@ -1121,7 +1124,10 @@ impl VmaRef {
                 bindings::spin_unlock(ptl);
                 bindings::i_mmap_unlock_write(mapping);
             }
-            addr += size;
+            let Some(next) = addr.checked_add(size) else {
+                break;
+            };
+            addr = next;
         }
         Ok(())
     }
