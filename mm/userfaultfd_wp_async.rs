@@ -29,13 +29,15 @@
 //! Read-write protection (`UFFD_FEATURE_RWP_ASYNC`) stays in C.
 
 use core::ptr::NonNull;
+#[cfg(CONFIG_HUGETLB_PAGE)]
+use kernel::mm::userfaultfd::HugetlbWriteFault;
 use kernel::{
     bindings,
     error::from_result,
     mm::{
         userfaultfd::{
-            supports_wp_markers, Features, HugePmdWriteFault, HugetlbWriteFault, PteWriteFault,
-            VM_UFFD_FLAGS, VM_UFFD_WP,
+            supports_wp_markers, Features, HugePmdWriteFault, PteWriteFault, VM_UFFD_FLAGS,
+            VM_UFFD_WP,
         },
         virt::{vm_flags_t, VmaRef},
     },
@@ -84,7 +86,9 @@ fn negotiate(requested: Features, available: Features) -> Result<Features> {
 
 /// Returns whether a context in the asynchronous mode (`wp_async`) may register a VMA in the
 /// userfaultfd modes of `vm_flags` whatever its memory type: if write protection is the only
-/// mode asked for.
+/// mode asked for. Only the mode flags of `vm_flags` count (C compares flags already masked
+/// to them). VMAs that no context may register, such as `VM_DROPPABLE` or shadow stacks, are
+/// refused before this rule is asked.
 fn any_vma(vm_flags: vm_flags_t, wp_async: bool) -> bool {
     wp_async && vm_flags & VM_UFFD_FLAGS == VM_UFFD_WP
 }
@@ -114,6 +118,7 @@ fn split_huge_pmd(fault: &HugePmdWriteFault<'_>) -> bool {
 /// Resolves a write to a hugetlb entry with the uffd bit by dropping the bit, unless the VMA is
 /// registered for write protection with a context that handles the fault itself. Returns
 /// whether it did.
+#[cfg(CONFIG_HUGETLB_PAGE)]
 fn resolve_hugetlb(fault: &mut HugetlbWriteFault<'_>) -> bool {
     let vma = fault.vma();
     if vma.userfaultfd_wp() && !is_async(vma) {
@@ -215,6 +220,7 @@ pub unsafe extern "C" fn rust_uffd_wp_async_split_huge_pmd(vmf: *mut bindings::v
 /// `vmf` must be the valid fault of a hugetlb VMA whose mmap or vma lock is held, with the lock
 /// of its entry `pte` held in `ptl` and `orig_pte` the value of the entry, as in
 /// `hugetlb_fault()`; nothing else may use it during the call.
+#[cfg(CONFIG_HUGETLB_PAGE)]
 #[export]
 pub unsafe extern "C" fn rust_uffd_wp_async_resolve_hugetlb(vmf: *mut bindings::vm_fault) -> bool {
     let Some(vmf) = NonNull::new(vmf) else {

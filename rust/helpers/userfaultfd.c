@@ -28,7 +28,9 @@ __rust_helper bool rust_helper_uffd_supports_wp_marker(void)
 	return uffd_supports_wp_marker();
 }
 
+#ifdef CONFIG_HUGETLB_PAGE
 __rust_helper pte_t rust_helper_huge_pte_clear_uffd(pte_t pte)
 {
 	return huge_pte_clear_uffd(pte);
 }
+#endif

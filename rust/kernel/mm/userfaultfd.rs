@@ -104,9 +104,11 @@ impl VmaRef {
         if ctx.is_null() {
             return Features::NONE;
         }
-        // SAFETY: A VMA holds a reference on its context, which is alive while the VMA points at
-        // it. The features are written once before any VMA is registered, and the async modes
-        // of read-write protection are toggled later, so they are read once (`READ_ONCE()`).
+        // SAFETY: The context is alive: it is detached from every VMA, under the mmap write lock
+        // and each VMA's write lock, before its last reference is dropped, and this VMA's mmap
+        // or vma lock is held. Its features are set before any VMA is registered, and
+        // `UFFDIO_SET_MODE` changes them under the same write locks; they are read once, as C
+        // does (`READ_ONCE()`).
         let features = unsafe { core::ptr::read_volatile(&raw const (*ctx).features) };
         Features::from_bits(features.into())
     }
@@ -144,8 +146,9 @@ impl<'a> PteWriteFault<'a> {
     /// Returns the VMA of the fault.
     #[inline]
     pub fn vma(&self) -> &VmaRef {
-        // SAFETY: The fault and its VMA are valid, and the VMA's mmap or vma lock is held for
-        // `'a` (type invariants).
+        // SAFETY: The fault is valid, and its VMA field is not written while it is borrowed
+        // here: only `self` changes the fault, and not that field. The VMA is valid and its mmap
+        // or vma lock held for `'a` (type invariants).
         unsafe { VmaRef::from_raw(self.vmf.as_ref().__bindgen_anon_1.vma) }
     }
 
@@ -158,8 +161,9 @@ impl<'a> PteWriteFault<'a> {
     pub fn clear_uffd(&mut self) {
         let vmf = self.vmf.as_ptr();
         // SAFETY: The fault is valid and only changed through `self`; its entry is mapped and its
-        // page table locked, which makes this the only writer of the entry; the mm is alive
-        // while its VMA is (type invariants).
+        // page table locked, so no other thread changes it; the hardware may set the accessed
+        // bit of this read-only entry meanwhile, and losing it is harmless (C does the same).
+        // The mm is alive while its VMA is (type invariants).
         unsafe {
             let pte = bindings::pte_clear_uffd(bindings::ptep_get((*vmf).pte));
             let address = (*vmf).__bindgen_anon_1.address;
@@ -204,8 +208,9 @@ impl<'a> HugePmdWriteFault<'a> {
     /// Returns the VMA of the fault.
     #[inline]
     pub fn vma(&self) -> &VmaRef {
-        // SAFETY: The fault and its VMA are valid, and the VMA's mmap or vma lock is held for
-        // `'a` (type invariants).
+        // SAFETY: The fault is valid, and its VMA field is not written while it is borrowed
+        // here: only `self` changes the fault, and not that field. The VMA is valid and its mmap
+        // or vma lock held for `'a` (type invariants).
         unsafe { VmaRef::from_raw(self.vmf.as_ref().__bindgen_anon_1.vma) }
     }
 }
@@ -219,11 +224,13 @@ impl<'a> HugePmdWriteFault<'a> {
 /// a valid hugetlb VMA with its mmap or vma lock held; its `pte` points at the hugetlb entry of
 /// its `address`, whose lock (`huge_pte_lock()`) `ptl` is held, and `orig_pte` is the value of
 /// that entry.
+#[cfg(CONFIG_HUGETLB_PAGE)]
 pub struct HugetlbWriteFault<'a> {
     vmf: NonNull<bindings::vm_fault>,
     _lock: PhantomData<&'a mut bindings::vm_fault>,
 }
 
+#[cfg(CONFIG_HUGETLB_PAGE)]
 impl<'a> HugetlbWriteFault<'a> {
     /// Creates the fault from its C state.
     ///
@@ -244,8 +251,9 @@ impl<'a> HugetlbWriteFault<'a> {
     /// Returns the VMA of the fault.
     #[inline]
     pub fn vma(&self) -> &VmaRef {
-        // SAFETY: The fault and its VMA are valid, and the VMA's mmap or vma lock is held for
-        // `'a` (type invariants).
+        // SAFETY: The fault is valid, and its VMA field is not written while it is borrowed
+        // here: only `self` changes the fault, and not that field. The VMA is valid and its mmap
+        // or vma lock held for `'a` (type invariants).
         unsafe { VmaRef::from_raw(self.vmf.as_ref().__bindgen_anon_1.vma) }
     }
 
@@ -257,8 +265,8 @@ impl<'a> HugetlbWriteFault<'a> {
     pub fn clear_uffd(&mut self) {
         let vmf = self.vmf.as_ptr();
         // SAFETY: The fault is valid and only changed through `self`; its VMA is a hugetlb VMA
-        // whose mm is alive, and the entry's lock is held, which makes this its only writer
-        // (type invariants).
+        // whose mm is alive, and the entry's lock is held, so no other thread changes the entry;
+        // only the hardware may set its accessed bit, as for a PTE (type invariants).
         unsafe {
             let vma = (*vmf).__bindgen_anon_1.vma;
             let pte = bindings::huge_pte_clear_uffd((*vmf).__bindgen_anon_2.orig_pte);

@@ -8,8 +8,9 @@
  *   a write is resolved by the kernel without a message, the page then scans
  *   as WRITTEN, and the data is intact.
  * - Writer threads and a thread doing PM_SCAN_WP_MATCHING scans: every write
- *   is reported exactly once.
- * - An asynchronous and a synchronous context side by side.
+ *   is reported by a scan of its round.
+ * - An asynchronous and a synchronous context side by side, and synchronous
+ *   contexts on THP and hugetlb, which must still get their messages.
  * - Closing the uffd, fork, mremap and un-protecting leave no uffd-wp bit
  *   behind (CVE-2024-36881).
  *
@@ -252,6 +253,11 @@ static void test_kind(enum kind kind)
 	bool ok = true;
 	int uffd;
 
+	if (!p && kind == HUGETLB) {
+		ksft_test_result_skip("%s: no free hugetlb page: %s\n", kind_name[kind],
+				      strerror(errno));
+		return;
+	}
 	if (!p || !written)
 		ksft_exit_fail_msg("%s: map: %s\n", kind_name[kind], strerror(errno));
 	/* Populate with a pattern, except the unpopulated kind's odd pages. */
@@ -259,7 +265,8 @@ static void test_kind(enum kind kind)
 		if (kind != UNPOPULATED || i % 2 == 0)
 			p[i * page_size] = (char)(i + 1);
 	if (kind == THP && !is_huge(p)) {
-		ksft_test_result_fail("%s: no huge page was mapped\n", kind_name[kind]);
+		ksft_test_result_skip("%s: no huge page was mapped (THP disabled?)\n",
+				      kind_name[kind]);
 		return;
 	}
 	uffd = async_uffd(p, len);
@@ -513,6 +520,10 @@ static void test_threads(void)
 
 struct sync_handler {
 	int uffd;
+	/* Un-protected per message: a page, or a hugetlb page. */
+	size_t granule;
+	/* Written to when the writes are done. */
+	int done[2];
 	long messages;
 	bool bad;
 };
@@ -520,10 +531,13 @@ struct sync_handler {
 static void *handle_sync(void *arg)
 {
 	struct sync_handler *h = arg;
-	struct pollfd pfd = { .fd = h->uffd, .events = POLLIN };
+	struct pollfd pfd[2] = {
+		{ .fd = h->uffd, .events = POLLIN },
+		{ .fd = h->done[0], .events = POLLIN },
+	};
 	struct uffd_msg msg;
 
-	while (poll(&pfd, 1, 2000) > 0) {
+	while (poll(pfd, 2, -1) > 0 && !(pfd[1].revents & POLLIN)) {
 		if (read(h->uffd, &msg, sizeof(msg)) != sizeof(msg))
 			continue;
 		if (msg.event != UFFD_EVENT_PAGEFAULT ||
@@ -534,8 +548,8 @@ static void *handle_sync(void *arg)
 		h->messages++;
 		/* Un-protecting the page wakes the writer. */
 		if (uffd_protect(h->uffd, (void *)(uintptr_t)(msg.arg.pagefault.address &
-							     ~(page_size - 1)),
-				 page_size, false)) {
+							     ~(h->granule - 1)),
+				 h->granule, false)) {
 			h->bad = true;
 			break;
 		}
@@ -550,7 +564,7 @@ static void test_side_by_side(void)
 	char *a = mmap(NULL, 2 * len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		       -1, 0);
 	char *b = a + len;
-	struct sync_handler h = { 0 };
+	struct sync_handler h = { .granule = page_size };
 	bool written[16], ok = true;
 	pthread_t t;
 	int async;
@@ -561,7 +575,7 @@ static void test_side_by_side(void)
 	async = async_uffd(a, len);
 	h.uffd = new_uffd(UFFD_FEATURE_PAGEFAULT_FLAG_WP);
 	if (async < 0 || h.uffd < 0 || uffd_register(h.uffd, b, len, UFFDIO_REGISTER_MODE_WP) ||
-	    uffd_protect(h.uffd, b, len, true)) {
+	    uffd_protect(h.uffd, b, len, true) || pipe(h.done)) {
 		ksft_test_result_fail("side by side: set up: %s\n", strerror(errno));
 		return;
 	}
@@ -572,7 +586,9 @@ static void test_side_by_side(void)
 		b[i * page_size] = 2;
 		written[i] = true;
 	}
-	/* The handler gives up 2s after the last message. */
+	/* Each write to b returned after its message was handled. */
+	if (write(h.done[1], "", 1) != 1)
+		ksft_exit_fail_msg("pipe: %s\n", strerror(errno));
 	pthread_join(t, NULL);
 	ok &= no_message(async) && written_exactly(a, len, written);
 	for (i = 0; i < npages; i++)
@@ -585,8 +601,69 @@ static void test_side_by_side(void)
 	ok &= !h.bad && h.messages == (long)npages;
 	close(async);
 	close(h.uffd);
+	close(h.done[0]);
+	close(h.done[1]);
 	munmap(a, 2 * len);
 	ksft_test_result(ok, "side by side: async resolves itself, sync gets messages\n");
+}
+
+/*
+ * A synchronous context on THP or hugetlb memory: each write to a protected
+ * page gets a message, whose handler un-protects the page (the whole hugetlb
+ * page) and wakes the writer.
+ */
+static void test_sync(enum kind kind)
+{
+	size_t len = 2 * HPAGE_2M, granule = kind == HUGETLB ? HPAGE_2M : (size_t)page_size;
+	char *p = map_kind(kind, len);
+	struct sync_handler h = { .granule = granule };
+	size_t i, writes = 0;
+	bool ok = true;
+	pthread_t t;
+
+	if (!p && kind == HUGETLB) {
+		ksft_test_result_skip("sync %s: no free hugetlb page\n", kind_name[kind]);
+		return;
+	}
+	if (!p)
+		ksft_exit_fail_msg("sync %s: map: %s\n", kind_name[kind], strerror(errno));
+	memset(p, 1, len);
+	if (kind == THP && !is_huge(p)) {
+		ksft_test_result_skip("sync %s: no huge page was mapped\n", kind_name[kind]);
+		return;
+	}
+	h.uffd = new_uffd(UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
+	if (h.uffd < 0 || uffd_register(h.uffd, p, len, UFFDIO_REGISTER_MODE_WP) ||
+	    uffd_protect(h.uffd, p, len, true) || pipe(h.done)) {
+		ksft_test_result_fail("sync %s: set up: %s\n", kind_name[kind], strerror(errno));
+		return;
+	}
+	if (pthread_create(&t, NULL, handle_sync, &h))
+		ksft_exit_fail_msg("pthread_create\n");
+	/* 16 pages of the first huge page, one of the second: a message each. */
+	for (i = 0; i < len / granule; i++) {
+		if (kind != HUGETLB && i >= 16 && i != HPAGE_2M / page_size)
+			continue;
+		p[i * granule + 1] = 2;
+		writes++;
+	}
+	if (write(h.done[1], "", 1) != 1)
+		ksft_exit_fail_msg("pipe: %s\n", strerror(errno));
+	pthread_join(t, NULL);
+	for (i = 0; i < len / granule; i++)
+		if (p[i * granule] != 1) {
+			ksft_print_msg("page %zu: data %d\n", i, p[i * granule]);
+			ok = false;
+		}
+	ksft_print_msg("sync %s: %ld messages for %zu writes\n", kind_name[kind], h.messages,
+		       writes);
+	ok &= !h.bad && h.messages == (long)writes;
+	close(h.uffd);
+	close(h.done[0]);
+	close(h.done[1]);
+	munmap(p, len);
+	ksft_test_result(ok, "sync %s: every write to a protected page gets a message\n",
+			 kind_name[kind]);
 }
 
 /* How many pages of [p, p + len) still have a uffd-wp bit or marker. */
@@ -701,7 +778,7 @@ int main(void)
 	if (!d || mount("none", d, "ramfs", 0, NULL))
 		ksft_exit_fail_msg("mount ramfs on %s: %s\n", d ? d : here, strerror(errno));
 	ramfs_dir = d;
-	ksft_set_plan(NR_KINDS + 6);
+	ksft_set_plan(NR_KINDS + 8);
 
 	test_negotiation();
 	test_register_any();
@@ -709,6 +786,8 @@ int main(void)
 		test_kind(kind);
 	test_threads();
 	test_side_by_side();
+	test_sync(THP);
+	test_sync(HUGETLB);
 	test_stale(false);
 	test_stale(true);
 
