@@ -189,11 +189,9 @@ pub unsafe extern "C" fn rust_userfaultfd_wp_async(vma: *mut bindings::vm_area_s
 /// and its `ptl` held, as in `do_wp_page()`; nothing else may use it during the call.
 #[export]
 pub unsafe extern "C" fn rust_uffd_wp_async_resolve_pte(vmf: *mut bindings::vm_fault) -> bool {
-    let Some(vmf) = NonNull::new(vmf) else {
-        return false;
-    };
-    // SAFETY: What the caller guarantees, for the duration of the call.
-    resolve_pte(&mut unsafe { PteWriteFault::from_raw(vmf) })
+    // SAFETY: The caller passes a valid fault, so not a null pointer, and guarantees the rest
+    // of what the type needs for the duration of the call.
+    resolve_pte(&mut unsafe { PteWriteFault::from_raw(NonNull::new_unchecked(vmf)) })
 }
 
 /// Returns whether the write fault `vmf` on a huge PMD with the uffd bit is resolved by
@@ -205,11 +203,9 @@ pub unsafe extern "C" fn rust_uffd_wp_async_resolve_pte(vmf: *mut bindings::vm_f
 /// `wp_huge_pmd()`.
 #[export]
 pub unsafe extern "C" fn rust_uffd_wp_async_split_huge_pmd(vmf: *mut bindings::vm_fault) -> bool {
-    let Some(vmf) = NonNull::new(vmf) else {
-        return false;
-    };
-    // SAFETY: What the caller guarantees, for the duration of the call.
-    split_huge_pmd(&unsafe { HugePmdWriteFault::from_raw(vmf) })
+    // SAFETY: The caller passes a valid fault, so not a null pointer, and guarantees the rest
+    // of what the type needs for the duration of the call.
+    split_huge_pmd(&unsafe { HugePmdWriteFault::from_raw(NonNull::new_unchecked(vmf)) })
 }
 
 /// Resolves the write fault `vmf` on a hugetlb entry with the uffd bit unless its context
@@ -223,11 +219,9 @@ pub unsafe extern "C" fn rust_uffd_wp_async_split_huge_pmd(vmf: *mut bindings::v
 #[cfg(CONFIG_HUGETLB_PAGE)]
 #[export]
 pub unsafe extern "C" fn rust_uffd_wp_async_resolve_hugetlb(vmf: *mut bindings::vm_fault) -> bool {
-    let Some(vmf) = NonNull::new(vmf) else {
-        return false;
-    };
-    // SAFETY: What the caller guarantees, for the duration of the call.
-    resolve_hugetlb(&mut unsafe { HugetlbWriteFault::from_raw(vmf) })
+    // SAFETY: The caller passes a valid fault, so not a null pointer, and guarantees the rest
+    // of what the type needs for the duration of the call.
+    resolve_hugetlb(&mut unsafe { HugetlbWriteFault::from_raw(NonNull::new_unchecked(vmf)) })
 }
 
 #[cfg(CONFIG_USERFAULTFD_WP_ASYNC_RUST_KUNIT_TEST)]
