@@ -427,11 +427,7 @@ impl Scan {
 
         if self.write_protects() && self.out.is_none() {
             // Without an output vector every entry that is not protected yet gets protected.
-            for i in 0..ptes.len() {
-                if ptes.get(i).is_some_and(|pte| !pte.is_uffd()) {
-                    protect_pte(ptes, i, &mut flush)?;
-                }
-            }
+            protect_ptes(ptes, 0, ptes.len(), &mut flush)?;
         } else if self.vma.written_only {
             // Only `WRITTEN` counts: report each run of entries that userfaultfd does not
             // protect.
@@ -607,6 +603,22 @@ impl PteFilter {
 fn protect_pte(ptes: &mut PteTable<'_>, i: usize, flush: &mut Option<(usize, usize)>) -> Result {
     if ptes.protect_uffd_any(i)? {
         *flush = Some((flush.map_or(i, |(from, _)| from), i + 1));
+    }
+    Ok(())
+}
+
+/// Write-protects for userfaultfd the entries of `from..to` of a PTE table that are not
+/// protected yet, whatever their kind; adds the present ones to `flush`, the range of entries
+/// whose TLB entries need flushing.
+#[inline]
+fn protect_ptes(
+    ptes: &mut PteTable<'_>,
+    from: usize,
+    to: usize,
+    flush: &mut Option<(usize, usize)>,
+) -> Result {
+    if let Some((first, end)) = ptes.protect_uffd_unprotected(from, to)? {
+        *flush = Some((flush.map_or(first, |(first, _)| first), end));
     }
     Ok(())
 }

@@ -775,11 +775,63 @@ impl PteTable<'_> {
     #[inline]
     pub fn protect_uffd_any(&mut self, index: usize) -> Result<bool> {
         let ptep = self.ptep(index)?;
-        let addr = self.addr(index);
         // SAFETY: `index` is in range, so the entry is valid, mapped and locked (type
         // invariants). It is read once: under the lock only the hardware changes it, and only
         // the accessed and dirty bits of a present entry.
         let pte = Pte::from_raw(unsafe { bindings::ptep_get(ptep) });
+        // SAFETY: `ptep` is entry `index`, which maps `self.addr(index)`, and `pte` its value,
+        // read under the lock.
+        Ok(unsafe { self.protect_entry(ptep, self.addr(index), pte) })
+    }
+
+    /// Protects with userfaultfd each entry of `from..to` that is not protected yet, as
+    /// [`PteTable::protect_uffd_any`] does one entry: the loop of an exclusive write protection,
+    /// which leaves protected entries as they are.
+    ///
+    /// Returns the range of the entries that were present, whose TLB entries have to be flushed
+    /// ([`PteTable::flush_tlb`]), or `None` if none was.
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] if `from..to` is out of range.
+    #[inline]
+    pub fn protect_uffd_unprotected(
+        &mut self,
+        from: usize,
+        to: usize,
+    ) -> Result<Option<(usize, usize)>> {
+        if from > to || to > self.len {
+            return Err(EINVAL);
+        }
+        let mut flush: Option<(usize, usize)> = None;
+        for index in from..to {
+            // SAFETY: `index < to <= len`, so this is one of the mapped entries (type
+            // invariants).
+            let ptep = unsafe { self.ptes.as_ptr().add(index) };
+            // SAFETY: The entry is mapped and locked. It is read once: under the lock only the
+            // hardware changes it, and only the accessed and dirty bits of a present entry.
+            let pte = Pte::from_raw(unsafe { bindings::ptep_get(ptep) });
+            if pte.is_uffd() {
+                continue;
+            }
+            // SAFETY: `ptep` is entry `index`, which maps `self.addr(index)`, and `pte` its value,
+            // read under the lock.
+            if unsafe { self.protect_entry(ptep, self.addr(index), pte) } {
+                flush = Some((flush.map_or(index, |(first, _)| first), index + 1));
+            }
+        }
+        Ok(flush)
+    }
+
+    /// Protects the entry at `ptep`, which maps `addr` and has the value `pte`, with
+    /// userfaultfd; returns whether it was present.
+    ///
+    /// # Safety
+    ///
+    /// `ptep` must point at one of the guard's entries, the one mapping `addr`, and `pte` must be
+    /// its value, read while the guard holds the lock.
+    #[inline]
+    unsafe fn protect_entry(&mut self, ptep: *mut bindings::pte_t, addr: usize, pte: Pte) -> bool {
         let new = match pte.kind() {
             PteKind::Present => {
                 // SAFETY: The entry is present, mapped and locked; the start is committed right
@@ -797,7 +849,7 @@ impl PteTable<'_> {
                         bindings::pte_mkuffd(old),
                     )
                 };
-                return Ok(true);
+                return true;
             }
             // SAFETY: Pure function of the value.
             PteKind::None => unsafe { bindings::make_pte_marker(bindings::PTE_MARKER_UFFD_WP) },
@@ -807,7 +859,7 @@ impl PteTable<'_> {
         // SAFETY: The entry is mapped and locked and not present, so the CPU does not write to
         // it.
         unsafe { bindings::set_pte_at(self.vma.mm().as_raw(), addr, ptep, new) };
-        Ok(false)
+        false
     }
 
     /// Flushes the TLB entries for entries `from..to`.
