@@ -7,11 +7,19 @@
 
 fail=0
 cd "$TREE"
+# checkpatch looks for the codespell dictionary in /usr/share/codespell; Debian's
+# python3-codespell keeps it in the module, and checkpatch would then skip the
+# spelling check with only a note.
+spell=
+for f in /usr/share/codespell/dictionary.txt /usr/lib/python3*/dist-packages/codespell_lib/data/dictionary.txt; do
+	[ -f "$f" ] && { spell=$f; break; }
+done
+[ -n "$spell" ] || die "no codespell dictionary (python3-codespell): the spelling check would not run"
 mapfile -t series < <(find "$PATCHES" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
 for p in "${series[@]}"; do
 	# The base is a source package without git history, so checkpatch cannot
 	# look up the ids of Fixes: tags; everything else is checked.
-	out=$(scripts/checkpatch.pl --strict --codespell --ignore UNKNOWN_COMMIT_ID "$p" 2>&1 || true)
+	out=$(scripts/checkpatch.pl --strict --codespell --codespellfile "$spell" --ignore UNKNOWN_COMMIT_ID "$p" 2>&1 || true)
 	tot=$(echo "$out" | sed -n 's/^total: \([0-9]*\) errors, \([0-9]*\) warnings, \([0-9]*\) checks.*/\1 \2 \3/p')
 	if [ "$tot" != "0 0 0" ]; then
 		echo "$out" | grep -v '^$' >&2

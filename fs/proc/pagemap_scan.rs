@@ -22,7 +22,7 @@ use kernel::{
         pagewalk::{
             HugePmd, HugetlbEntry, PageWalker, PmdEntry, PmdLock, PteTable, VmaAction, Walk,
         },
-        pgtable::{Pte, PteKind},
+        pgtable::{Pmd, Pte, PteKind},
         virt::{flags, VmaRef},
         Mm,
     },
@@ -175,10 +175,9 @@ impl Region {
 
 /// The regions found and not yet copied to the user's vector.
 struct Output {
-    /// The bounce buffer: `cap` regions, allocated once.
+    /// The bounce buffer, allocated once: the regions that can no longer grow. Its capacity is
+    /// at least `cap`; it is never filled in advance, like the C `kmalloc_array()` buffer.
     buf: KVec<RawRegion>,
-    /// How many regions of `buf`, at its start, can no longer grow.
-    done: usize,
     /// The region that the next page extends if it follows it with the same categories.
     cur: Option<Region>,
     /// How many regions fit, counting `cur`, before the buffer has to be copied out.
@@ -193,8 +192,7 @@ impl Output {
     fn new(vec: usize, vec_len: usize) -> Result<Self> {
         let cap = vec_len.min(BOUNCE_REGIONS);
         Ok(Self {
-            buf: KVec::from_elem([0; 3], cap, GFP_KERNEL)?,
-            done: 0,
+            buf: KVec::with_capacity(cap, GFP_KERNEL)?,
             cur: None,
             cap,
             user: vec,
@@ -213,15 +211,12 @@ impl Output {
         match &mut self.cur {
             Some(cur) if cur.end == start && cur.categories == categories => cur.end = end,
             Some(cur) => {
-                // `cur` moves to `buf[done]` and `next` takes its place: both have to fit.
-                if self.done + 1 >= self.cap {
+                // `cur` moves to `buf` and `next` takes its place: both have to fit.
+                if self.buf.len() + 1 >= self.cap
+                    || self.buf.push_within_capacity(cur.to_raw()).is_err()
+                {
                     return false;
                 }
-                let Some(slot) = self.buf.get_mut(self.done) else {
-                    return false;
-                };
-                *slot = cur.to_raw();
-                self.done += 1;
                 self.cur = Some(next);
             }
             None => self.cur = Some(next),
@@ -244,18 +239,21 @@ impl Output {
     fn flush(&mut self) -> Result<usize> {
         if let Some(cur) = self.cur.take() {
             // `cur` counts towards `cap`, so it fits.
-            *self.buf.get_mut(self.done).ok_or(ENOMEM)? = cur.to_raw();
-            self.done += 1;
+            self.buf
+                .push_within_capacity(cur.to_raw())
+                .map_err(|_| ENOMEM)?;
         }
-        let n = core::mem::take(&mut self.done);
+        let n = self.buf.len();
         if n == 0 {
             return Ok(0);
         }
-        let bytes = AsBytes::as_bytes(self.buf.get(..n).ok_or(ENOMEM)?);
+        let bytes = AsBytes::as_bytes(self.buf.as_slice());
         let len = bytes.len();
-        UserSlice::new(UserPtr::from_addr(self.user), len)
+        let copied = UserSlice::new(UserPtr::from_addr(self.user), len)
             .writer()
-            .write_slice(bytes)?;
+            .write_slice(bytes);
+        self.buf.clear();
+        copied?;
         self.user += len;
         self.room -= n;
         self.cap = self.cap.min(self.room);
@@ -391,10 +389,10 @@ impl Scan {
         }
     }
 
-    /// The categories of a transparent huge page or PMD migration entry.
+    /// The categories of a transparent huge page or PMD migration entry, `pmd`;
+    /// `maps_file_page` is called to look up its page if `FILE` is wanted and can be set.
     #[inline]
-    fn huge_pmd_categories(&self, huge: &HugePmd<'_>) -> u64 {
-        let pmd = huge.pmd();
+    fn huge_pmd_categories(&self, pmd: Pmd, maps_file_page: impl FnOnce() -> bool) -> u64 {
         let mut categories = self.vma.categories | HUGE;
         if pmd.is_none() {
             return categories;
@@ -403,7 +401,7 @@ impl Scan {
         if !pmd.is_uffd() {
             categories |= self.vma.unprotected;
         }
-        if self.vma.file && huge.maps_file_page() {
+        if self.vma.file && maps_file_page() {
             categories |= FILE;
         }
         if pmd.is_present() && pmd.is_huge_zero() {
@@ -429,21 +427,7 @@ impl Scan {
             // Without an output vector every entry that is not protected yet gets protected.
             protect_ptes(ptes, 0, ptes.len(), &mut flush)?;
         } else if self.vma.written_only {
-            // Only `WRITTEN` counts: report each run of entries that userfaultfd does not
-            // protect.
-            let len = ptes.len();
-            let protected = |ptes: &PteTable<'_>, i: usize| ptes.get(i).is_some_and(Pte::is_uffd);
-            let mut i = 0;
-            while let Some(first) = (i..len).find(|&i| !protected(ptes, i)) {
-                let end = (first + 1..len)
-                    .find(|&i| protected(ptes, i))
-                    .unwrap_or(len);
-                walk = self.report_ptes(ptes, first, end, WRITTEN, &mut flush)?;
-                if walk == Walk::Stop {
-                    break;
-                }
-                i = end;
-            }
+            walk = self.scan_written(ptes, &mut flush)?;
         } else {
             let filter = self.pte_filter();
             // The first entry and the categories of the run being built.
@@ -473,6 +457,31 @@ impl Scan {
         Ok(walk)
     }
 
+    /// Scans a table of PTEs when only `WRITTEN` counts: reports each entry that userfaultfd does
+    /// not protect, and write-protects it if asked to.
+    ///
+    /// Written pages are few and far between in a dirty-tracking scan, so entries are taken one
+    /// at a time; the output merges adjacent ones into a region.
+    fn scan_written(
+        &mut self,
+        ptes: &mut PteTable<'_>,
+        flush: &mut Option<(usize, usize)>,
+    ) -> Result<Walk> {
+        for i in 0..ptes.len() {
+            if ptes.get(i).is_none_or(Pte::is_uffd) {
+                continue;
+            }
+            let addr = ptes.addr(i);
+            if self.report(WRITTEN, addr, addr + PAGE_SIZE).full {
+                return Ok(Walk::Stop);
+            }
+            if self.write_protects() {
+                protect_pte(ptes, i, flush)?;
+            }
+        }
+        Ok(Walk::Continue)
+    }
+
     /// Reports entries `first..end` of a PTE table, which have `categories`, and write-protects
     /// the ones reported if asked to.
     #[inline(always)]
@@ -497,7 +506,7 @@ impl Scan {
 
     /// Scans a huge PMD entry. Returns `None` if it was split and has to be looked at again.
     fn scan_huge_pmd(&mut self, mut huge: HugePmd<'_>) -> Result<Option<Walk>> {
-        let categories = self.huge_pmd_categories(&huge);
+        let categories = self.huge_pmd_categories(huge.pmd(), || huge.maps_file_page());
         if !self.matches(categories) {
             return Ok(Some(Walk::Continue));
         }
@@ -588,10 +597,6 @@ impl PteFilter {
     /// The categories of entry `i` of a PTE table if it is reported, `None` if it is not.
     #[inline]
     fn check(&self, ptes: &PteTable<'_>, i: usize, pte: Pte) -> Option<u64> {
-        if self.vma.written_only {
-            // Only `WRITTEN` counts, and it is there unless userfaultfd protects the entry.
-            return (!pte.is_uffd()).then_some(WRITTEN);
-        }
         let categories = self.categories(ptes, i, pte);
         matches(categories, self.mask, self.inverted, self.anyof).then_some(categories)
     }
@@ -655,6 +660,7 @@ fn hugetlb_categories(vma: &VmaState, pte: &Pte, file: bool) -> u64 {
 impl PageWalker for Scan {
     type OwnerModule = kernel::module::BuiltIn;
 
+    #[inline]
     fn test_vma(&mut self, vma: &VmaRef, _start: usize, _end: usize) -> Result<VmaAction> {
         let wp_allowed = vma.userfaultfd_wp_async() && vma.userfaultfd_wp_use_markers();
         if !wp_allowed {
@@ -721,7 +727,21 @@ impl PageWalker for Scan {
         Ok(VmaAction::Walk)
     }
 
+    #[inline]
     fn pmd_entry(&mut self, entry: &mut PmdEntry<'_>) -> Result<Walk> {
+        if !self.write_protects() && !self.vma.file {
+            // Reporting a huge entry needs nothing but its value, which the lock would not make
+            // any truer: the entry may change as soon as the lock is dropped, as it may after
+            // this read. Only looking up its page (`FILE`, not wanted here) or protecting it
+            // needs the lock.
+            if let Some(pmd) = entry.huge_lockless() {
+                let categories = self.huge_pmd_categories(pmd, || false);
+                if !self.matches(categories) {
+                    return Ok(Walk::Continue);
+                }
+                return Ok(self.report(categories, entry.start(), entry.end()).walk());
+            }
+        }
         loop {
             match entry.lock() {
                 PmdLock::Huge(huge) => {
@@ -740,6 +760,7 @@ impl PageWalker for Scan {
         }
     }
 
+    #[inline]
     fn pte_hole(&mut self, vma: Option<&VmaRef>, start: usize, end: usize) -> Result<Walk> {
         let Some(vma) = vma else {
             return Ok(Walk::Continue);
@@ -766,6 +787,7 @@ impl PageWalker for Scan {
         Ok(reported.walk())
     }
 
+    #[inline]
     fn hugetlb_entry(&mut self, entry: &HugetlbEntry<'_>) -> Result<Walk> {
         let (start, end) = (entry.start(), entry.end());
         let file = self.interest & FILE != 0;

@@ -19,6 +19,11 @@ __rust_helper pmd_t rust_helper_pmdp_get(pmd_t *pmdp)
 	return pmdp_get(pmdp);
 }
 
+__rust_helper pmd_t rust_helper_pmdp_get_lockless(pmd_t *pmdp)
+{
+	return pmdp_get_lockless(pmdp);
+}
+
 __rust_helper void rust_helper_pte_unmap_unlock(pte_t *pte, spinlock_t *ptl)
 {
 	pte_unmap_unlock(pte, ptl);

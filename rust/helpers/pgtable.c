@@ -137,6 +137,15 @@ __rust_helper int rust_helper_pmd_trans_huge(pmd_t pmd)
 	return pmd_trans_huge(pmd);
 }
 
+__rust_helper bool rust_helper_pmd_is_huge(pmd_t pmd)
+{
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	return pmd_is_huge(pmd);
+#else
+	return false;
+#endif
+}
+
 __rust_helper int rust_helper_pmd_uffd(pmd_t pmd)
 {
 	return pmd_uffd(pmd);

@@ -386,6 +386,21 @@ pub struct PmdEntry<'a> {
 deref_to_range!(PmdEntry);
 
 impl PmdEntry<'_> {
+    /// Reads the entry without its lock (C `pmdp_get_lockless()`) and returns it if it is huge:
+    /// a transparent huge page or a PMD-level migration entry, what [`PmdEntry::lock`] would
+    /// return as [`PmdLock::Huge`].
+    ///
+    /// The value is a snapshot of the entry, which may be split, collapsed or changed right
+    /// after it was read. That is enough for what depends on the value alone; anything that
+    /// follows the entry to its page, or changes the entry, needs [`PmdEntry::lock`].
+    #[inline]
+    pub fn huge_lockless(&self) -> Option<Pmd> {
+        // SAFETY: By the type invariants, `pmd` is a PMD entry of the VMA's page tables, which
+        // are not freed while the mmap lock is held; the read is atomic.
+        let pmd = Pmd::from_raw(unsafe { bindings::pmdp_get_lockless(self.pmd.as_ptr()) });
+        pmd.is_huge().then_some(pmd)
+    }
+
     /// Locks the entry: the huge page it maps, or the table of PTEs it points at.
     ///
     /// For a transparent huge page (or a PMD-level migration entry) this takes the PMD lock
@@ -394,6 +409,7 @@ impl PmdEntry<'_> {
     /// `start()..end()`. If the entry changed in between so that neither applies (for example, a
     /// concurrent collapse or the table being freed), it returns [`PmdLock::Retry`] and the walk
     /// will call [`PageWalker::pmd_entry`] again for this entry once the method returns.
+    #[inline]
     pub fn lock(&mut self) -> PmdLock<'_> {
         // SAFETY: By the type invariants, `pmd` is a PMD entry of `vma` and the mmap lock is
         // held, as `pmd_trans_huge_lock()` requires.
@@ -565,6 +581,7 @@ impl HugePmd<'_> {
 }
 
 impl Drop for HugePmd<'_> {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: The guard holds the lock (type invariants).
         unsafe { bindings::spin_unlock(self.ptl.as_ptr()) };
@@ -604,9 +621,15 @@ impl PteTable<'_> {
     }
 
     /// Returns the address that entry `index` maps.
+    ///
+    /// For `index <= len()` that is a page of the walked range or its end; a larger `index` gives
+    /// an address of no use, but does not panic.
     #[inline]
     pub fn addr(&self, index: usize) -> usize {
-        self.start + index * PAGE_SIZE
+        // The entries map consecutive pages from `start` on and lie in one PMD of user addresses
+        // (type invariants), so this does not wrap for `index <= len`: the check for overflow,
+        // on every entry of the loops over a table, would be dead code.
+        self.start.wrapping_add(index.wrapping_mul(PAGE_SIZE))
     }
 
     /// Returns entry `index`, or `None` if out of range.
@@ -879,6 +902,7 @@ impl PteTable<'_> {
 }
 
 impl Drop for PteTable<'_> {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: Leaves the lazy MMU mode entered by `PmdEntry::lock`.
         unsafe { bindings::lazy_mmu_mode_disable() };
@@ -1219,6 +1243,8 @@ mod tests {
         fail: Option<Error>,
         /// Split huge pages before looking at their PTEs.
         split: bool,
+        /// For each PMD entry, whether [`PmdEntry::huge_lockless`] saw a huge one.
+        lockless_huge: KVec<bool>,
     }
 
     #[vtable]
@@ -1233,6 +1259,8 @@ mod tests {
         }
 
         fn pmd_entry(&mut self, entry: &mut PmdEntry<'_>) -> Result<Walk> {
+            self.lockless_huge
+                .push(entry.huge_lockless().is_some(), GFP_KERNEL)?;
             let ptes = loop {
                 match entry.lock() {
                     PmdLock::Retry => return Ok(Walk::Continue),
@@ -1505,6 +1533,7 @@ mod tests {
         assert!(pmd.is_present() && pmd.is_trans_huge() && pmd.pfn().is_some());
         assert!(!pmd.is_huge_zero() && !pmd.is_uffd());
         assert!(seen.ptes.is_empty());
+        assert_eq!(seen.lockless_huge.as_slice(), &[true]);
 
         // After a split, the same memory is 512 present PTEs.
         let mut seen = Seen {
@@ -1514,6 +1543,12 @@ mod tests {
         walk(start, end, &mut seen)?;
         assert!(seen.huge.is_empty());
         assert_eq!(present(&seen).len(), PMD_SIZE / PAGE_SIZE);
+
+        // Now the entry points at a table: not huge, with or without the lock.
+        let mut seen = Seen::default();
+        walk(start, end, &mut seen)?;
+        assert!(seen.huge.is_empty());
+        assert_eq!(seen.lockless_huge.as_slice(), &[false]);
         Ok(())
     }
 }

@@ -310,6 +310,14 @@ impl Pmd {
         unsafe { bindings::pmd_trans_huge(self.0) != 0 }
     }
 
+    /// Returns whether the entry is huge: a transparent huge page, or a PMD-level migration
+    /// entry (C `pmd_is_huge()`). Never with `CONFIG_TRANSPARENT_HUGEPAGE=n`.
+    #[inline]
+    pub fn is_huge(self) -> bool {
+        // SAFETY: Pure function of the value.
+        unsafe { bindings::pmd_is_huge(self.0) }
+    }
+
     /// Returns whether a huge entry is protected by userfaultfd (present or not).
     #[inline]
     pub fn is_uffd(self) -> bool {
