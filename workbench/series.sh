@@ -15,13 +15,18 @@ git rev-parse -q --verify "refs/tags/$BASE_TAG" >/dev/null || die "no base tree;
 n=$(git rev-list --count "$BASE_TAG..HEAD")
 git merge-base --is-ancestor "$BASE_TAG" HEAD || die "HEAD of $TREE does not descend from $BASE_TAG"
 
+# The sender is the author of every patch and signs each one.
 unsigned=$(git rev-list "$BASE_TAG..HEAD" | while read -r c; do
-	git log -1 --format=%B "$c" | grep -qxF "Signed-off-by: $SIGNOFF" || echo "$c"
+	if ! git log -1 --format=%B "$c" | grep -qxF "Signed-off-by: $SIGNOFF" ||
+	   [ "$(git log -1 --format='%an <%ae>' "$c")" != "$SIGNOFF" ]; then
+		echo "$c"
+	fi
 done)
 if [ -n "$unsigned" ]; then
-	# Stamp the sign-off (idempotent: an identical trailer is not added twice).
+	# Stamp author and sign-off (idempotent: an identical trailer is not
+	# added twice; the author date stays).
 	git -c trailer.ifexists=addIfDifferent rebase -q "$BASE_TAG" \
-		--exec "git -c trailer.ifexists=addIfDifferent commit -q --amend --no-edit --no-verify --trailer 'Signed-off-by: $SIGNOFF'"
+		--exec "git -c trailer.ifexists=addIfDifferent commit -q --amend --no-edit --no-verify --author '$SIGNOFF' --trailer 'Signed-off-by: $SIGNOFF'"
 fi
 
 tmp=$(mktemp -d)

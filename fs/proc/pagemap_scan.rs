@@ -266,8 +266,8 @@ impl Output {
 struct VmaState {
     /// The categories every page of the VMA has (`WPALLOWED`, `SOFT_DIRTY`).
     categories: u64,
-    /// The categories a page gets when userfaultfd does not protect it: `WRITTEN` in a uffd-wp
-    /// VMA, `ACCESSED` in a uffd-rwp one.
+    /// The category of a present or swapped page without a uffd bit: `ACCESSED` in a uffd-rwp
+    /// VMA, `WRITTEN` in any other.
     unprotected: u64,
     uffd_wp: bool,
     hugetlb: bool,
@@ -290,8 +290,8 @@ struct Scan {
     out: Option<Output>,
     /// Pages reported so far.
     found: usize,
-    /// Where the scan stopped, if it stopped early.
-    walk_end: usize,
+    /// Where the last walk stopped, if it stopped early.
+    stopped_at: Option<usize>,
 }
 
 /// What [`Scan::report`] did.
@@ -324,7 +324,7 @@ impl Scan {
             vma: VmaState::default(),
             out,
             found: 0,
-            walk_end: 0,
+            stopped_at: None,
             args,
         })
     }
@@ -365,7 +365,7 @@ impl Scan {
         }
         self.found += pages;
         if full {
-            self.walk_end = end;
+            self.stopped_at = Some(end);
         }
         Reported { end, full }
     }
@@ -563,7 +563,7 @@ impl PteFilter {
             }
             PteKind::Present => {
                 categories |= PRESENT;
-                if vma.unprotected != 0 && !pte.is_uffd() {
+                if !pte.is_uffd() {
                     categories |= vma.unprotected;
                 }
                 if vma.file && ptes.maps_file_page(i) {
@@ -578,7 +578,7 @@ impl PteFilter {
             }
             PteKind::Leaf(leaf) => {
                 categories |= SWAPPED;
-                if vma.unprotected != 0 && !pte.is_uffd() {
+                if !pte.is_uffd() {
                     categories |= vma.unprotected;
                 }
                 if leaf.is_guard_marker() {
@@ -689,13 +689,11 @@ impl PageWalker for Scan {
         }
 
         let uffd_wp = vma.userfaultfd_wp();
-        let mut unprotected = 0;
-        if uffd_wp {
-            unprotected |= WRITTEN;
-        }
-        if vma.userfaultfd_rwp() {
-            unprotected |= ACCESSED;
-        }
+        let unprotected = if vma.userfaultfd_rwp() {
+            ACCESSED
+        } else {
+            WRITTEN
+        };
         let hugetlb = vma.is_hugetlb();
         let anonymous = vma.is_anonymous();
 
@@ -811,12 +809,15 @@ impl PageWalker for Scan {
             return Ok(reported.walk());
         }
         if reported.end != start + entry.size() {
-            // Part of a hugetlb page cannot be protected: leave all of it for the next scan,
-            // which resumes at its start. If the limit of pages cut it, nothing after it may be
-            // reported either, or the caller would skip it.
-            self.back_out(start, reported.end);
-            self.walk_end = start;
-            if reported.full {
+            // Part of a hugetlb page cannot be protected. If the limit of pages cut it after other
+            // pages, the scan ends before it, and the next one, resuming there, protects it
+            // whole. If the range cuts it, or the limit is smaller than the page, no scan can:
+            // the part reported stays unprotected, written, and is reported again by every scan
+            // that covers it.
+            let pages = (reported.end - start) / PAGE_SIZE;
+            if reported.full && self.found > pages {
+                self.back_out(start, reported.end);
+                self.stopped_at = Some(start);
                 self.args.max_pages = self.found;
             }
             return Ok(reported.walk());
@@ -843,12 +844,17 @@ fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
             break;
         }
         let walked = match mm.mmap_read_lock_killable() {
-            Ok(lock) if scan.write_protects() => {
-                lock.notify_protection_change(walk_start, end, |lock| {
+            Ok(lock) => {
+                // A walk that goes on to the end leaves this `None`, whatever an earlier one did.
+                scan.stopped_at = None;
+                if scan.write_protects() {
+                    lock.notify_protection_change(walk_start, end, |lock| {
+                        lock.walk_page_range(walk_start, end, &mut scan)
+                    })
+                } else {
                     lock.walk_page_range(walk_start, end, &mut scan)
-                })
+                }
             }
-            Ok(lock) => lock.walk_page_range(walk_start, end, &mut scan),
             Err(e) => Err(e),
         };
         let flushed = scan.out.as_mut().map_or(Ok(0), Output::flush);
@@ -866,16 +872,14 @@ fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
         if !stopped || room == 0 || scan.found == scan.args.max_pages {
             break;
         }
-        walk_start = scan.walk_end;
+        walk_start = scan.stopped_at.unwrap_or(end);
     }
 
-    if scan.walk_end == 0 {
-        scan.walk_end = end;
-    }
+    let walk_end = scan.stopped_at.unwrap_or(end);
     let walk_end_at = uarg.wrapping_add(offset_of!(bindings::pm_scan_arg, walk_end));
     UserSlice::new(UserPtr::from_addr(walk_end_at), size_of::<u64>())
         .writer()
-        .write(&(scan.walk_end as u64))?;
+        .write(&(walk_end as u64))?;
     result.map(|()| regions)
 }
 
