@@ -16,7 +16,7 @@ export CACHE
 endif
 
 .PHONY: all deps base tree series build demo selftests bench kunit check check-files bisect \
-	wbtest test clean-cache help
+	check-configs wbtest test clean-cache help
 
 all: deps tree build demo
 
@@ -57,6 +57,11 @@ check-files: tree
 
 check: build
 	@$(WB)/check.sh
+
+# The series in every configuration of the build matrix (x86_64 options off,
+# arm64), warning-free with clippy; `make test` builds the quick set.
+check-configs: tree
+	@$(WB)/check-configs.sh
 
 # Each patch of the series builds on its own (KUnit config, clippy).
 bisect: kunit

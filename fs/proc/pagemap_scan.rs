@@ -55,7 +55,7 @@ const CHECK_WPASYNC: u64 = bindings::PM_SCAN_CHECK_WPASYNC as u64;
 const FLAGS: u64 = WP_MATCHING | CHECK_WPASYNC;
 
 /// The size of the address range one PMD entry maps.
-const PMD_SIZE: usize = 1 << bindings::PMD_SHIFT;
+const PMD_SIZE: usize = bindings::PMD_SIZE;
 
 /// The most regions the bounce buffer holds: one for each page a PMD maps.
 const BOUNCE_REGIONS: usize = PMD_SIZE / PAGE_SIZE;
@@ -680,7 +680,7 @@ impl PageWalker for Scan {
         if wp_allowed {
             categories |= WPALLOWED;
         }
-        if vma.flags() & flags::SOFTDIRTY != 0 {
+        if vma.is_soft_dirty() {
             categories |= SOFT_DIRTY;
         }
         let required = self.args.mask & WPALLOWED;

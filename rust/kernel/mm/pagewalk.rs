@@ -40,7 +40,25 @@ use crate::{
 use core::{marker::PhantomData, ptr::NonNull};
 
 /// The size of the address range a PMD entry maps.
-const PMD_SIZE: usize = 1 << bindings::PMD_SHIFT;
+///
+/// From C, where it is a constant on every architecture; the shift behind it is not (arm64
+/// computes it from the page-table geometry), so bindgen cannot provide that.
+const PMD_SIZE: usize = bindings::PMD_SIZE;
+
+/// `()` with transparent huge pages, the empty type without: a field of this type makes the types
+/// of huge PMD entries (see [`HugePmd`]) empty where no such entry can exist, so that their
+/// methods need no implementation there.
+#[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+type ThpConfig = ();
+#[cfg(not(CONFIG_TRANSPARENT_HUGEPAGE))]
+type ThpConfig = core::convert::Infallible;
+
+/// `()` with hugetlb pages, the empty type without: like [`ThpConfig`], for the types of hugetlb
+/// entries (see [`HugetlbEntry`]).
+#[cfg(CONFIG_HUGETLB_PAGE)]
+type HugetlbConfig = ();
+#[cfg(not(CONFIG_HUGETLB_PAGE))]
+type HugetlbConfig = core::convert::Infallible;
 
 /// What a walk does after a [`PageWalker`] method returned successfully.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -313,6 +331,7 @@ impl<T: PageWalker> WalkOps<T> {
             range: WalkRange { vma, start, end },
             ptep,
             size: (!hmask).wrapping_add(1),
+            _hugetlb: (),
         };
         to_c(walker.hugetlb_entry(&entry))
     }
@@ -411,17 +430,25 @@ impl PmdEntry<'_> {
     /// will call [`PageWalker::pmd_entry`] again for this entry once the method returns.
     #[inline]
     pub fn lock(&mut self) -> PmdLock<'_> {
-        // SAFETY: By the type invariants, `pmd` is a PMD entry of `vma` and the mmap lock is
-        // held, as `pmd_trans_huge_lock()` requires.
-        let ptl = unsafe { bindings::pmd_trans_huge_lock(self.pmd.as_ptr(), self.vma().as_ptr()) };
-        if let Some(ptl) = NonNull::new(ptl) {
-            // INVARIANT: `pmd_trans_huge_lock()` returned the held lock of a huge entry.
-            return PmdLock::Huge(HugePmd {
-                range: self.range,
-                pmd: self.pmd,
-                ptl,
-                _nts: NotThreadSafe,
-            });
+        // A retry asked for by an earlier call is void once the entry is locked.
+        self.set_action(bindings::page_walk_action_ACTION_SUBTREE);
+        // Without transparent huge pages no PMD entry is huge.
+        #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+        {
+            // SAFETY: By the type invariants, `pmd` is a PMD entry of `vma` and the mmap lock is
+            // held, as `pmd_trans_huge_lock()` requires.
+            let ptl =
+                unsafe { bindings::pmd_trans_huge_lock(self.pmd.as_ptr(), self.vma().as_ptr()) };
+            if let Some(ptl) = NonNull::new(ptl) {
+                // INVARIANT: `pmd_trans_huge_lock()` returned the held lock of a huge entry.
+                return PmdLock::Huge(HugePmd {
+                    range: self.range,
+                    pmd: self.pmd,
+                    ptl,
+                    _thp: (),
+                    _nts: NotThreadSafe,
+                });
+            }
         }
 
         let mut ptl = core::ptr::null_mut();
@@ -452,12 +479,20 @@ impl PmdEntry<'_> {
                 })
             }
             _ => {
-                // SAFETY: `walk` is the running walk's `mm_walk` (type invariants); the walker
-                // reads `action` after `pmd_entry` returns.
-                unsafe { (*self.walk.as_ptr()).action = bindings::page_walk_action_ACTION_AGAIN };
+                self.set_action(bindings::page_walk_action_ACTION_AGAIN);
                 PmdLock::Retry
             }
         }
+    }
+
+    /// Sets what the walk does with this entry once [`PageWalker::pmd_entry`] returns: go on
+    /// (`ACTION_SUBTREE`, there is nothing below a PMD entry for it to do) or call it again
+    /// (`ACTION_AGAIN`).
+    #[inline]
+    fn set_action(&mut self, action: bindings::page_walk_action) {
+        // SAFETY: `walk` is the running walk's `mm_walk` (type invariants); the walker reads
+        // `action` after `pmd_entry` returns.
+        unsafe { (*self.walk.as_ptr()).action = action };
     }
 }
 
@@ -481,6 +516,7 @@ pub struct HugePmd<'a> {
     range: WalkRange<'a>,
     pmd: NonNull<bindings::pmd_t>,
     ptl: NonNull<bindings::spinlock_t>,
+    _thp: ThpConfig,
     _nts: NotThreadSafe,
 }
 
@@ -533,6 +569,13 @@ impl HugePmd<'_> {
             unsafe { bindings::set_pmd_at(vma.mm().as_raw(), addr, pmdp, new) };
         }
         Ok(())
+    }
+
+    /// Protects the huge page with userfaultfd. Without `CONFIG_TRANSPARENT_HUGEPAGE` there is
+    /// no huge page to protect.
+    #[cfg(not(CONFIG_TRANSPARENT_HUGEPAGE))]
+    pub fn make_uffd_wp(&mut self) -> Result {
+        match self._thp {}
     }
 
     /// Returns whether the huge entry maps a page that is not anonymous memory: a page-cache or
@@ -923,6 +966,7 @@ pub struct HugetlbEntry<'a> {
     range: WalkRange<'a>,
     ptep: NonNull<bindings::pte_t>,
     size: usize,
+    _hugetlb: HugetlbConfig,
 }
 
 deref_to_range!(HugetlbEntry);
@@ -945,6 +989,7 @@ impl HugetlbEntry<'_> {
         // INVARIANT: Read from the entry of a hugetlb page of the walked VMA.
         HugetlbPte {
             pte: Pte::from_raw(pte),
+            _hugetlb: (),
             _entry: PhantomData,
         }
     }
@@ -974,8 +1019,21 @@ impl HugetlbEntry<'_> {
             size: self.size,
             mapping,
             ptl,
+            _hugetlb: (),
             _nts: NotThreadSafe,
         }
+    }
+
+    /// Reads the entry. Without `CONFIG_HUGETLB_PAGE` there is no entry to read.
+    #[cfg(not(CONFIG_HUGETLB_PAGE))]
+    pub fn pte(&self) -> HugetlbPte<'_> {
+        match self._hugetlb {}
+    }
+
+    /// Locks the entry. Without `CONFIG_HUGETLB_PAGE` there is no entry to lock.
+    #[cfg(not(CONFIG_HUGETLB_PAGE))]
+    pub fn lock(&self) -> HugetlbLock<'_> {
+        match self._hugetlb {}
     }
 }
 
@@ -990,6 +1048,7 @@ impl HugetlbEntry<'_> {
 #[derive(Clone, Copy)]
 pub struct HugetlbPte<'a> {
     pte: Pte,
+    _hugetlb: HugetlbConfig,
     _entry: PhantomData<&'a ()>,
 }
 
@@ -1016,6 +1075,13 @@ impl HugetlbPte<'_> {
             bindings::folio_test_anon(bindings::page_folio(bindings::pte_page(self.pte.as_raw())))
         }
     }
+
+    /// Returns whether the entry maps a huge page that is not anonymous. Without
+    /// `CONFIG_HUGETLB_PAGE` there is no entry.
+    #[cfg(not(CONFIG_HUGETLB_PAGE))]
+    pub fn maps_file_page(&self) -> bool {
+        match self._hugetlb {}
+    }
 }
 
 /// A locked hugetlb entry, from [`HugetlbEntry::lock`].
@@ -1024,18 +1090,42 @@ impl HugetlbPte<'_> {
 ///
 /// `ptep` is the entry of the hugetlb page of `size` bytes covering `range`; this guard holds the
 /// `i_mmap` lock of `mapping` (the VMA's file) for writing and the entry's page-table lock `ptl`.
-#[cfg(CONFIG_HUGETLB_PAGE)]
+#[cfg_attr(not(CONFIG_HUGETLB_PAGE), expect(dead_code))]
 pub struct HugetlbLock<'a> {
     range: WalkRange<'a>,
     ptep: NonNull<bindings::pte_t>,
     size: usize,
     mapping: *mut bindings::address_space,
     ptl: *mut bindings::spinlock_t,
+    _hugetlb: HugetlbConfig,
     _nts: NotThreadSafe,
 }
 
-#[cfg(CONFIG_HUGETLB_PAGE)]
 deref_to_range!(HugetlbLock);
+
+/// Without `CONFIG_HUGETLB_PAGE` there is no hugetlb entry to lock, and no guard.
+#[cfg(not(CONFIG_HUGETLB_PAGE))]
+impl HugetlbLock<'_> {
+    /// Reads the entry.
+    pub fn pte(&self) -> HugetlbPte<'_> {
+        match self._hugetlb {}
+    }
+
+    /// Returns whether the walk covers the whole huge page.
+    pub fn is_whole(&self) -> bool {
+        match self._hugetlb {}
+    }
+
+    /// Protects the huge page with userfaultfd.
+    pub fn make_uffd_wp(&mut self) -> Result {
+        match self._hugetlb {}
+    }
+
+    /// Flushes the TLB entries of the huge page.
+    pub fn flush_tlb(&self) {
+        match self._hugetlb {}
+    }
+}
 
 #[cfg(CONFIG_HUGETLB_PAGE)]
 impl HugetlbLock<'_> {
@@ -1049,6 +1139,7 @@ impl HugetlbLock<'_> {
         // INVARIANT: Read from the entry of a hugetlb page of the walked VMA.
         HugetlbPte {
             pte: Pte::from_raw(pte),
+            _hugetlb: (),
             _entry: PhantomData,
         }
     }
@@ -1215,6 +1306,18 @@ impl VmaRef {
     }
 }
 
+#[cfg(not(CONFIG_HUGETLB_PAGE))]
+impl VmaRef {
+    /// Write-protects the unpopulated hugetlb entries of `start..end` of a uffd-wp hugetlb VMA.
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`]: without `CONFIG_HUGETLB_PAGE` no VMA is a hugetlb VMA.
+    pub fn uffd_wp_hugetlb_holes(&self, _start: usize, _end: usize) -> Result {
+        Err(EINVAL)
+    }
+}
+
 #[cfg(CONFIG_RUST_MM_PAGEWALK_KUNIT_TEST)]
 #[macros::kunit_tests(rust_mm_pagewalk)]
 mod tests {
@@ -1225,7 +1328,9 @@ mod tests {
     };
 
     /// What a test walker saw.
-    #[derive(Default)]
+    ///
+    /// The vectors are allocated before the walk: entries are recorded with a page-table lock
+    /// held, where an allocation could sleep.
     struct Seen {
         /// Addresses and entries of every PTE of the walked tables.
         ptes: KVec<(usize, Pte)>,
@@ -1247,6 +1352,30 @@ mod tests {
         lockless_huge: KVec<bool>,
     }
 
+    impl Default for Seen {
+        fn default() -> Self {
+            // Room for the largest walk of a test, a few PTE tables. If an allocation fails, the
+            // walk fails with `ENOMEM` when it runs out of room, and so does the test.
+            let room = |n| KVec::with_capacity(n, GFP_KERNEL).unwrap_or_default();
+            Seen {
+                ptes: room(4 * 512),
+                huge: room(16),
+                holes: KVec::new(),
+                vmas: KVec::new(),
+                skip: None,
+                stop_after: None,
+                fail: None,
+                split: false,
+                lockless_huge: KVec::new(),
+            }
+        }
+    }
+
+    /// Records `value` in `v` without allocating.
+    fn record<T>(v: &mut KVec<T>, value: T) -> Result {
+        v.push_within_capacity(value).map_err(|_| ENOMEM)
+    }
+
     #[vtable]
     impl PageWalker for Seen {
         fn test_vma(&mut self, vma: &VmaRef, start: usize, end: usize) -> Result<VmaAction> {
@@ -1266,15 +1395,14 @@ mod tests {
                     PmdLock::Retry => return Ok(Walk::Continue),
                     PmdLock::Huge(huge) if self.split => huge.split(),
                     PmdLock::Huge(huge) => {
-                        self.huge
-                            .push((huge.start(), huge.end(), huge.pmd()), GFP_KERNEL)?;
+                        record(&mut self.huge, (huge.start(), huge.end(), huge.pmd()))?;
                         return Ok(Walk::Continue);
                     }
                     PmdLock::Table(ptes) => break ptes,
                 }
             };
             for (addr, pte) in ptes.iter() {
-                self.ptes.push((addr, pte), GFP_KERNEL)?;
+                record(&mut self.ptes, (addr, pte))?;
                 if pte.is_present() {
                     if let Some(err) = self.fail {
                         return Err(err);
@@ -1460,7 +1588,7 @@ mod tests {
                     Ok(())
                 };
                 if let Err(e) = r {
-                    self.errors.push(e, GFP_KERNEL)?;
+                    record(&mut self.errors, e)?;
                 }
             }
             ptes.flush_tlb(0, ptes.len())?;
@@ -1480,7 +1608,7 @@ mod tests {
             protect: &[0, 1, 5],
             marker: &[6, 2],
             clear: &[],
-            errors: KVec::new(),
+            errors: KVec::with_capacity(8, GFP_KERNEL)?,
         };
         walk(addr, end, &mut p)?;
         // Page 5 is none (cannot be protected), page 2 is present (no marker).
@@ -1505,7 +1633,7 @@ mod tests {
             protect: &[],
             marker: &[],
             clear: &[0],
-            errors: KVec::new(),
+            errors: KVec::with_capacity(8, GFP_KERNEL)?,
         };
         walk(addr, end, &mut p)?;
         assert!(p.errors.is_empty());
