@@ -1356,7 +1356,9 @@ mod tests {
         fn default() -> Self {
             // Room for the largest walk of a test, a few PTE tables. If an allocation fails, the
             // walk fails with `ENOMEM` when it runs out of room, and so does the test.
-            let room = |n| KVec::with_capacity(n, GFP_KERNEL).unwrap_or_default();
+            fn room<T>(n: usize) -> KVec<T> {
+                KVec::with_capacity(n, GFP_KERNEL).unwrap_or_default()
+            }
             Seen {
                 ptes: room(4 * 512),
                 huge: room(16),
