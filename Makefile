@@ -16,7 +16,7 @@ export CACHE
 endif
 
 .PHONY: all deps base tree series build demo selftests bench kunit check check-files bisect \
-	check-configs wbtest test clean-cache help
+	check-configs send-check wbtest test clean-cache help
 
 all: deps tree build demo
 
@@ -62,6 +62,11 @@ check: build
 # arm64), warning-free with clippy; `make test` builds the quick set.
 check-configs: tree
 	@$(WB)/check-configs.sh
+
+# b4 prep, b4 prep --check and b4 send -o on the applied series, and a check of
+# the mails: the series' cover letter, threading and recipients.
+send-check: tree
+	@$(WB)/send-check.sh
 
 # Each patch of the series builds on its own (KUnit config, clippy).
 bisect: kunit

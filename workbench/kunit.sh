@@ -24,16 +24,7 @@ c=$(echo "$sum" | sed -n 's/.*crashed: \([0-9]*\).*/\1/p')
 [ "${ran:-0}" -gt 0 ] || die "kunit.py ran no test"
 # A kernel report (BUG, WARNING, lockdep...) fails the run even when every test
 # passed: kunit.py keeps the whole console in test.log.
-splat=$(python3 - "$KUNIT_BUILD/test.log" "$WB_TOP/workbench" <<'PY'
-import sys
-sys.path.insert(0, sys.argv[2])
-import tapcheck
-problems, splats = tapcheck.check_console(sys.argv[1])
-print("\n".join(problems + splats))
-PY
-)
-if [ -n "$splat" ]; then
-	printf '%s\n' "$splat" >&2
+if ! python3 "$WB_TOP/workbench/tapcheck.py" --console-only --console "$KUNIT_BUILD/test.log" >&2; then
 	echo "kunit: ${p:-0} passed, $(( ${f:-0} + ${c:-0} + 1 )) failed, ${s:-0} skipped"
 	die "a kernel report on the KUnit console ($KUNIT_BUILD/test.log)"
 fi

@@ -11,6 +11,8 @@ KUNIT_BUILD=${KUNIT_BUILD:-$CACHE/build-kunit}
 PATCHES=${PATCHES:-$WB_TOP/patches}
 LLVM_SUFFIX=${LLVM_SUFFIX:--22}
 JOBS=${JOBS:-$(nproc)}
+# The revision of the series: [PATCH vN] (series.sh, send-check.sh).
+REVISION=${REVISION:-2}
 BASE_VERSION=$(cat "$WB_TOP/BASE")
 # Git refs cannot contain '~'.
 BASE_TAG="base-$(printf '%s' "$BASE_VERSION" | tr '~:' '__')"

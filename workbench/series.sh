@@ -34,7 +34,7 @@ trap 'rm -rf "$tmp"' EXIT
 if [ "$n" -gt 0 ]; then
 	cover=$WB_TOP/workbench/cover-letter.txt
 	git format-patch -q --cover-letter --base="$BASE_TAG" --no-thread \
-		--subject-prefix="PATCH v2" -o "$tmp" "$BASE_TAG..HEAD"
+		--subject-prefix="PATCH$([ "$REVISION" -gt 1 ] && echo " v$REVISION")" -o "$tmp" "$BASE_TAG..HEAD"
 	if [ -f "$cover" ]; then
 		python3 "$WB_TOP/workbench/cover.py" "$tmp"/0000-cover-letter.patch "$cover"
 	fi

@@ -7,6 +7,9 @@ another (--console).  A run fails on any 'not ok', a missing or unmet plan, a
 test that crashed, timed out or exited non-zero, a guest that did not finish,
 an unmet expectation (--expect), or any kernel WARNING, BUG, Oops, lockdep,
 KASAN or similar report.  The last line printed is 'N passed, N failed, N skipped'.
+
+With --console-only it checks just a kernel log (the KUnit console of
+workbench/kunit.sh): it prints the first report and fails if there is one.
 """
 import argparse
 import re
@@ -125,11 +128,21 @@ def check_expect(path, results, problems):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--console", required=True)
-    ap.add_argument("--tests", required=True)
+    ap.add_argument("--console-only", action="store_true")
+    ap.add_argument("--tests")
     ap.add_argument("--expect")
     ap.add_argument("--quiet", action="store_true")
-    ap.add_argument("specs", nargs="+", help="tap:NAME or raw:NAME")
+    ap.add_argument("specs", nargs="*", help="tap:NAME or raw:NAME")
     a = ap.parse_args()
+    if a.console_only:
+        cproblems, splats = check_console(a.console)
+        for p in cproblems:
+            print(f"FAIL: {p}")
+        for s in splats:
+            print("FAIL: kernel splat on the console:\n    " + s.replace("\n", "\n    "))
+        return 1 if cproblems or splats else 0
+    if not a.tests or not a.specs:
+        ap.error("--tests and at least one spec are needed without --console-only")
 
     results, done, timeout = parse_tests(a.tests, a.specs)
     problems = []

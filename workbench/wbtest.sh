@@ -3,7 +3,8 @@
 # Tests of the workbench itself: each failure it must catch, it catches and
 # names.  (1) a patch that does not apply, (2) a failing TAP test, a test
 # without a plan, a test that hangs, and a real kernel WARNING (LKDTM) in one
-# guest boot.
+# guest boot, (3) a patch with a checkpatch error in `make send-check`, (4) a
+# kernel report on the KUnit console.
 . "$(dirname "$0")/lib.sh"
 
 pass=0 fail=0
@@ -63,6 +64,31 @@ t "kernel WARNING fails the run" "^FAIL: kernel splat on the console" "$tmp/gues
 t "the WARNING itself is shown" "WARNING: .*lkdtm_WARNING" "$tmp/guest.out"
 t "passing test still counted" "^passing: pass=1 fail=0 skip=0 plan=1 rc=0" "$tmp/guest.out"
 t "closing line counts the failures" "^[0-9]+ passed, [1-9][0-9]* failed, 0 skipped" "$tmp/guest.out"
+
+# 3. send-check fails on a patch with a checkpatch error: one patch on the
+# base that adds a line with trailing whitespace and a C99 comment.
+bad=$CACHE/send-wbtest-tree
+git -C "$TREE" worktree remove --force "$bad" 2>/dev/null || rm -rf "$bad"
+git -C "$TREE" worktree prune
+git -C "$TREE" worktree add -q -f --detach "$bad" "$BASE_TAG"
+printf '\n// wbtest: a checkpatch error \n' >> "$bad/mm/pagewalk.c"
+git -C "$bad" -c user.name=Workbench -c user.email=workbench@localhost commit -q -a \
+	-m "mm: wbtest: a patch with a checkpatch error" -m "Signed-off-by: Workbench <workbench@localhost>"
+if SENDTREE=$bad B4_VENV=$CACHE/b4-venv CACHE=$CACHE/send-wbtest "$WB_TOP/workbench/send-check.sh" >"$tmp/send.out" 2>&1; then
+	echo "send-check.sh succeeded on a patch with a checkpatch error" >> "$tmp/send.out"
+fi
+t "send-check fails on a checkpatch error" "^not ok [0-9]+ b4 prep --check is clean .*Error: [1-9]" "$tmp/send.out"
+t "send-check shows the checkpatch error" "trailing whitespace" "$tmp/send.out"
+git -C "$TREE" worktree remove --force "$bad" 2>/dev/null || rm -rf "$bad"
+
+# 4. A kernel report on the KUnit console fails `make kunit` (the check that
+# workbench/kunit.sh runs on kunit.py's test.log).
+printf 'ok 1 fine\nBUG: sleeping function called from invalid context at mm/slub.c:1\n' > "$tmp/test.log"
+if python3 "$WB_TOP/workbench/tapcheck.py" --console-only --console "$tmp/test.log" >"$tmp/kunit.out" 2>&1; then
+	echo "tapcheck.py --console-only passed a console with a BUG" >> "$tmp/kunit.out"
+fi
+t "a report on the KUnit console fails the check" "^FAIL: kernel splat on the console" "$tmp/kunit.out"
+t "the report itself is shown" "BUG: sleeping function called from invalid context" "$tmp/kunit.out"
 
 echo "workbench: $pass passed, $fail failed, 0 skipped"
 [ $fail = 0 ]
