@@ -786,8 +786,8 @@ impl PageWalker for Scan {
     }
 
     #[inline]
-    fn hugetlb_entry(&mut self, entry: &HugetlbEntry<'_>) -> Result<Walk> {
-        let (start, end) = (entry.start(), entry.end());
+    fn hugetlb_entry(&mut self, entry: &mut HugetlbEntry<'_>) -> Result<Walk> {
+        let (start, end, size) = (entry.start(), entry.end(), entry.size());
         let file = self.interest & FILE != 0;
         if !self.write_protects() {
             let pte = entry.pte();
@@ -808,7 +808,7 @@ impl PageWalker for Scan {
         if reported.end == start || categories & WRITTEN == 0 {
             return Ok(reported.walk());
         }
-        if reported.end != start + entry.size() {
+        if reported.end != start + size {
             // Part of a hugetlb page cannot be protected. If the limit of pages cut it after other
             // pages, the scan ends before it, and the next one, resuming there, protects it
             // whole. If the range cuts it, or the limit is smaller than the page, no scan can:

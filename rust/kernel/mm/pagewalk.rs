@@ -144,7 +144,7 @@ pub trait PageWalker: Sized {
     }
 
     /// Called for each huge page (present or not) of a hugetlb VMA.
-    fn hugetlb_entry(&mut self, _entry: &HugetlbEntry<'_>) -> Result<Walk> {
+    fn hugetlb_entry(&mut self, _entry: &mut HugetlbEntry<'_>) -> Result<Walk> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
@@ -327,13 +327,13 @@ impl<T: PageWalker> WalkOps<T> {
         };
         // INVARIANT: `walk_hugetlb_range()` calls `hugetlb_entry` with the entry of the hugetlb
         // page that covers `start..end` of `vma`, holding the hugetlb VMA lock for reading.
-        let entry = HugetlbEntry {
+        let mut entry = HugetlbEntry {
             range: WalkRange { vma, start, end },
             ptep,
             size: (!hmask).wrapping_add(1),
             _hugetlb: (),
         };
-        to_c(walker.hugetlb_entry(&entry))
+        to_c(walker.hugetlb_entry(&mut entry))
     }
 }
 
@@ -996,8 +996,10 @@ impl HugetlbEntry<'_> {
 
     /// Locks the entry to change it: takes the file's `i_mmap` lock for writing (so that the
     /// page cannot be unmapped by truncation) and the entry's page-table lock.
+    ///
+    /// The guard borrows the entry mutably, so that there is one at a time.
     #[cfg(CONFIG_HUGETLB_PAGE)]
-    pub fn lock(&self) -> HugetlbLock<'_> {
+    pub fn lock(&mut self) -> HugetlbLock<'_> {
         let vma = self.vma();
         // SAFETY: A hugetlb VMA is backed by a hugetlbfs file, valid while the VMA is.
         let mapping = unsafe { (*(*vma.as_ptr()).vm_file).f_mapping };
@@ -1032,7 +1034,7 @@ impl HugetlbEntry<'_> {
 
     /// Locks the entry. Without `CONFIG_HUGETLB_PAGE` there is no entry to lock.
     #[cfg(not(CONFIG_HUGETLB_PAGE))]
-    pub fn lock(&self) -> HugetlbLock<'_> {
+    pub fn lock(&mut self) -> HugetlbLock<'_> {
         match self._hugetlb {}
     }
 }
