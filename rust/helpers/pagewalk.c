@@ -115,11 +115,13 @@ __rust_helper pmd_t rust_helper_pmd_swp_mkuffd(pmd_t pmd)
 	return pmd_swp_mkuffd(pmd);
 }
 
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
 __rust_helper void rust_helper_set_pmd_at(struct mm_struct *mm, unsigned long addr,
 					  pmd_t *pmdp, pmd_t pmd)
 {
 	set_pmd_at(mm, addr, pmdp, pmd);
 }
+#endif
 
 __rust_helper struct folio *rust_helper_page_folio(struct page *page)
 {

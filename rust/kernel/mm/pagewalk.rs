@@ -41,8 +41,9 @@ use core::{marker::PhantomData, ptr::NonNull};
 
 /// The size of the address range a PMD entry maps.
 ///
-/// From C, where it is a constant on every architecture; the shift behind it is not (arm64
-/// computes it from the page-table geometry), so bindgen cannot provide that.
+/// From C (`RUST_CONST_HELPER_PMD_SIZE`): arm64 computes `PMD_SHIFT` from the page-table
+/// geometry, which bindgen cannot evaluate. (Where the PMD geometry is chosen at boot, as on
+/// powerpc book3s64, `PMD_SIZE` is not a constant at all; this module does not build there.)
 const PMD_SIZE: usize = bindings::PMD_SIZE;
 
 /// `()` with transparent huge pages, the empty type without: a field of this type makes the types
@@ -580,6 +581,7 @@ impl HugePmd<'_> {
 
     /// Returns whether the huge entry maps a page that is not anonymous memory: a page-cache or
     /// shmem huge page, mapped or being migrated. The huge zero page does not count.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
     pub fn maps_file_page(&self) -> bool {
         let pmd = self.pmd();
         let folio = if pmd.is_present() {
@@ -603,6 +605,13 @@ impl HugePmd<'_> {
         };
         // SAFETY: `folio` is the folio the locked entry refers to.
         !unsafe { bindings::folio_test_anon(folio) }
+    }
+
+    /// Returns whether the huge entry maps a page that is not anonymous memory. Without
+    /// `CONFIG_TRANSPARENT_HUGEPAGE` there is no huge entry.
+    #[cfg(not(CONFIG_TRANSPARENT_HUGEPAGE))]
+    pub fn maps_file_page(&self) -> bool {
+        match self._thp {}
     }
 
     /// Flushes the TLB entries of the walked part of the huge page.
@@ -1362,7 +1371,7 @@ mod tests {
                 KVec::with_capacity(n, GFP_KERNEL).unwrap_or_default()
             }
             Seen {
-                ptes: room(4 * 512),
+                ptes: room(4 * (PMD_SIZE / PAGE_SIZE)),
                 huge: room(16),
                 holes: KVec::new(),
                 vmas: KVec::new(),
