@@ -35,11 +35,8 @@ use kernel::{
     bindings,
     error::from_result,
     mm::{
-        userfaultfd::{
-            supports_wp_markers, Features, HugePmdWriteFault, PteWriteFault, VM_UFFD_FLAGS,
-            VM_UFFD_WP,
-        },
-        virt::{vm_flags_t, VmaRef},
+        userfaultfd::{supports_wp_markers, Features, HugePmdWriteFault, PteWriteFault},
+        virt::{flags, vm_flags_t, VmaRef},
     },
     prelude::*,
 };
@@ -90,12 +87,12 @@ fn negotiate(requested: Features, available: Features) -> Result<Features> {
 /// to them). VMAs that no context may register, such as `VM_DROPPABLE` or shadow stacks, are
 /// refused before this rule is asked.
 fn any_vma(vm_flags: vm_flags_t, wp_async: bool) -> bool {
-    wp_async && vm_flags & VM_UFFD_FLAGS == VM_UFFD_WP
+    wp_async && vm_flags & flags::UFFD_FLAGS == flags::UFFD_WP
 }
 
 /// Returns whether the VMA's userfaultfd context is in the asynchronous mode.
 fn is_async(vma: &VmaRef) -> bool {
-    vma.userfaultfd_features().contains(Features::WP_ASYNC)
+    vma.uffd_features().contains(Features::WP_ASYNC)
 }
 
 /// Resolves a write to a present PTE with the uffd bit in an asynchronous context by dropping
@@ -121,7 +118,7 @@ fn split_huge_pmd(fault: &HugePmdWriteFault<'_>) -> bool {
 #[cfg(CONFIG_HUGETLB_PAGE)]
 fn resolve_hugetlb(fault: &mut HugetlbWriteFault<'_>) -> bool {
     let vma = fault.vma();
-    if vma.userfaultfd_wp() && !is_async(vma) {
+    if vma.uffd_wp() && !is_async(vma) {
         return false;
     }
     fault.clear_uffd();
@@ -166,18 +163,6 @@ pub unsafe extern "C" fn rust_uffd_api_negotiate(features: *mut u64, available: 
 #[export]
 pub unsafe extern "C" fn rust_uffd_wp_async_any_vma(vm_flags: vm_flags_t, wp_async: bool) -> bool {
     any_vma(vm_flags, wp_async)
-}
-
-/// Returns whether the userfaultfd context of `vma` is in the asynchronous mode (C
-/// `userfaultfd_wp_async()`).
-///
-/// # Safety
-///
-/// `vma` must be valid, with its mmap or vma lock held.
-#[export]
-pub unsafe extern "C" fn rust_userfaultfd_wp_async(vma: *mut bindings::vm_area_struct) -> bool {
-    // SAFETY: The caller guarantees that the vma is valid and its mmap or vma lock held.
-    is_async(unsafe { VmaRef::from_raw(vma) })
 }
 
 /// Resolves the write fault `vmf` on a present PTE with the uffd bit if its context is
@@ -228,7 +213,6 @@ pub unsafe extern "C" fn rust_uffd_wp_async_resolve_hugetlb(vmf: *mut bindings::
 #[kunit_tests(rust_userfaultfd_wp_async)]
 mod tests {
     use super::*;
-    use kernel::mm::virt::flags;
 
     /// Every feature the rules are about.
     const NAMED: [Features; 7] = [
@@ -335,12 +319,12 @@ mod tests {
     /// Registration of any memory type: write protection alone, and only in the async mode.
     #[test]
     fn any_vma_is_wp_alone() {
-        assert_eq!(VM_UFFD_FLAGS & VM_UFFD_WP, VM_UFFD_WP);
+        assert_eq!(flags::UFFD_FLAGS & flags::UFFD_WP, flags::UFFD_WP);
         // Every combination of the mode flags (VM_UFFD_MISSING, VM_UFFD_WP, VM_UFFD_MINOR and
         // VM_UFFD_RWP, those the kernel has), each subset of VM_UFFD_FLAGS once.
-        let mut vm_flags = VM_UFFD_FLAGS;
+        let mut vm_flags = flags::UFFD_FLAGS;
         loop {
-            let wp_alone = vm_flags == VM_UFFD_WP;
+            let wp_alone = vm_flags == flags::UFFD_WP;
             assert!(!any_vma(vm_flags, false));
             assert_eq!(any_vma(vm_flags, true), wp_alone);
             // Flags other than the userfaultfd modes do not matter.
@@ -349,7 +333,7 @@ mod tests {
             if vm_flags == 0 {
                 break;
             }
-            vm_flags = (vm_flags - 1) & VM_UFFD_FLAGS;
+            vm_flags = (vm_flags - 1) & flags::UFFD_FLAGS;
         }
     }
 }

@@ -42,6 +42,6 @@ fi
 rm -f "$PATCHES"/*.patch
 mkdir -p "$PATCHES"
 cp "$tmp"/*.patch "$PATCHES"/ 2>/dev/null || true
-git rev-parse HEAD > .git/wb-synced
+git rev-parse HEAD > "$(git rev-parse --git-dir)/wb-synced"
 "$WB_TOP/workbench/added-files.sh" sync
 log "patches/: $n patch(es) + cover letter; added files refreshed"

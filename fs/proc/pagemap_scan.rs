@@ -14,15 +14,20 @@
 //! copied to user space after each locked walk. A scan that stops early returns where it stopped
 //! in `walk_end`, so that the caller can resume from there.
 
-use core::mem::{offset_of, size_of};
+use core::{
+    mem::{offset_of, size_of},
+    ops::ControlFlow::{self, Break, Continue},
+};
 use kernel::{
     bindings,
     error::from_result,
+    impl_flags,
     mm::{
         pagewalk::{
-            HugePmd, HugetlbEntry, PageWalker, PmdEntry, PmdLock, PteTable, VmaAction, Walk,
+            Hole, HugePmd, HugetlbEntry, HugetlbPte, PageWalker, PmdEntry, PmdLock, PteTable,
+            VmaAction, WalkResult,
         },
-        pgtable::{Pmd, Pte, PteKind},
+        pgtable::{Pmd, Pte},
         virt::{flags, VmaRef},
         Mm,
     },
@@ -30,23 +35,58 @@ use kernel::{
     prelude::*,
     task::cond_resched,
     transmute::AsBytes,
-    uaccess::{access_ok, untagged_addr, UserPtr, UserSlice},
+    uaccess::{UserPtr, UserSlice},
 };
 
-const WPALLOWED: u64 = bindings::PAGE_IS_WPALLOWED as u64;
-const WRITTEN: u64 = bindings::PAGE_IS_WRITTEN as u64;
-const FILE: u64 = bindings::PAGE_IS_FILE as u64;
-const PRESENT: u64 = bindings::PAGE_IS_PRESENT as u64;
-const SWAPPED: u64 = bindings::PAGE_IS_SWAPPED as u64;
-const PFNZERO: u64 = bindings::PAGE_IS_PFNZERO as u64;
-const HUGE: u64 = bindings::PAGE_IS_HUGE as u64;
-const SOFT_DIRTY: u64 = bindings::PAGE_IS_SOFT_DIRTY as u64;
-const GUARD: u64 = bindings::PAGE_IS_GUARD as u64;
-const ACCESSED: u64 = bindings::PAGE_IS_ACCESSED as u64;
+impl_flags!(
+    /// A set of page categories (`PAGE_IS_*` of `include/uapi/linux/fs.h`).
+    #[derive(Clone, Copy, Default, PartialEq, Eq)]
+    struct Categories(u64);
 
-/// Every category a scan knows.
-const CATEGORIES: u64 =
-    WPALLOWED | WRITTEN | FILE | PRESENT | SWAPPED | PFNZERO | HUGE | SOFT_DIRTY | GUARD | ACCESSED;
+    /// A page category.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Category {
+        /// Userfaultfd can write-protect the page asynchronously (`PAGE_IS_WPALLOWED`).
+        WpAllowed = bindings::PAGE_IS_WPALLOWED as u64,
+        /// Written since userfaultfd last write-protected it (`PAGE_IS_WRITTEN`).
+        Written = bindings::PAGE_IS_WRITTEN as u64,
+        /// A page-cache or shmem page (`PAGE_IS_FILE`).
+        File = bindings::PAGE_IS_FILE as u64,
+        /// Mapped (`PAGE_IS_PRESENT`).
+        Present = bindings::PAGE_IS_PRESENT as u64,
+        /// Swapped out, or any other non-present entry (`PAGE_IS_SWAPPED`).
+        Swapped = bindings::PAGE_IS_SWAPPED as u64,
+        /// The zero page (`PAGE_IS_PFNZERO`).
+        PfnZero = bindings::PAGE_IS_PFNZERO as u64,
+        /// Mapped by a huge entry (`PAGE_IS_HUGE`).
+        Huge = bindings::PAGE_IS_HUGE as u64,
+        /// Soft-dirty (`PAGE_IS_SOFT_DIRTY`).
+        SoftDirty = bindings::PAGE_IS_SOFT_DIRTY as u64,
+        /// A guard region (`PAGE_IS_GUARD`).
+        Guard = bindings::PAGE_IS_GUARD as u64,
+        /// Accessed since userfaultfd last read-write-protected it (`PAGE_IS_ACCESSED`).
+        Accessed = bindings::PAGE_IS_ACCESSED as u64,
+    }
+);
+
+impl Categories {
+    /// Returns the categories of the bits of `raw`, or `None` if it has an unknown one.
+    fn from_raw(raw: u64) -> Option<Self> {
+        (raw & !Self::all_bits() == 0).then_some(Self(raw))
+    }
+
+    /// Returns the categories with those of `other` removed.
+    fn without(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
+    /// Returns the categories as `PAGE_IS_*` bits.
+    fn bits(self) -> u64 {
+        self.0
+    }
+}
+
+use Category::*;
 
 const WP_MATCHING: u64 = bindings::PM_SCAN_WP_MATCHING as u64;
 const CHECK_WPASYNC: u64 = bindings::PM_SCAN_CHECK_WPASYNC as u64;
@@ -84,10 +124,10 @@ struct Args {
     vec: usize,
     vec_len: usize,
     max_pages: usize,
-    inverted: u64,
-    mask: u64,
-    anyof: u64,
-    ret: u64,
+    inverted: Categories,
+    mask: Categories,
+    anyof: Categories,
+    ret: Categories,
 }
 
 impl Args {
@@ -104,48 +144,46 @@ impl Args {
         if flags & !FLAGS != 0 {
             return Err(EINVAL);
         }
+        let categories = |raw: u64| Categories::from_raw(raw).ok_or(EINVAL);
         let (inverted, mask, anyof, ret) = (
-            arg!(raw, category_inverted),
-            arg!(raw, category_mask),
-            arg!(raw, category_anyof_mask),
-            arg!(raw, return_mask),
+            categories(arg!(raw, category_inverted))?,
+            categories(arg!(raw, category_mask))?,
+            categories(arg!(raw, category_anyof_mask))?,
+            categories(arg!(raw, return_mask))?,
         );
-        if (inverted | mask | anyof | ret) & !CATEGORIES != 0 {
-            return Err(EINVAL);
-        }
 
         // Addresses that do not fit a `usize` are not user addresses: `access_ok()` fails.
-        let addr = |value: u64| {
+        let user = |value: u64| {
             usize::try_from(value)
-                .map(untagged_addr)
+                .map(|addr| UserPtr::from_addr(addr).untagged())
                 .map_err(|_| EFAULT)
         };
-        let start = addr(arg!(raw, start))?;
-        let end = addr(arg!(raw, end))?;
-        let vec = addr(arg!(raw, vec))?;
+        let start = user(arg!(raw, start))?;
+        let end = user(arg!(raw, end))?;
+        let vec = user(arg!(raw, vec))?;
 
-        if start % PAGE_SIZE != 0 {
+        if start.addr() % PAGE_SIZE != 0 {
             return Err(EINVAL);
         }
-        if !access_ok(start, end.wrapping_sub(start)) {
+        if !start.access_ok(end.addr().wrapping_sub(start.addr())) {
             return Err(EFAULT);
         }
         let vec_len = arg!(raw, vec_len);
-        if vec == 0 && vec_len != 0 {
+        if vec.addr() == 0 && vec_len != 0 {
             return Err(EINVAL);
         }
         let vec_len = usize::try_from(vec_len).map_err(|_| EINVAL)?;
         let vec_size = vec_len.saturating_mul(size_of::<RawRegion>());
-        if vec != 0 && !access_ok(vec, vec_size) {
+        if vec.addr() != 0 && !vec.access_ok(vec_size) {
             return Err(EFAULT);
         }
 
         Ok(Self {
             flags,
-            start,
+            start: start.addr(),
             // `access_ok()` passed, so `end` is a user address and rounding it up cannot wrap.
-            end: end.next_multiple_of(PAGE_SIZE),
-            vec,
+            end: end.addr().next_multiple_of(PAGE_SIZE),
+            vec: vec.addr(),
             vec_len,
             max_pages: match usize::try_from(arg!(raw, max_pages)) {
                 Ok(0) | Err(_) => usize::MAX,
@@ -157,6 +195,14 @@ impl Args {
             ret,
         })
     }
+
+    /// Returns whether a page with `categories` is reported.
+    #[inline]
+    fn matches(&self, categories: Categories) -> bool {
+        let categories = categories ^ self.inverted;
+        categories.contains_all(self.mask)
+            && (self.anyof == Categories::empty() || categories.contains_any(self.anyof))
+    }
 }
 
 /// A run of pages with the same reported categories.
@@ -164,12 +210,12 @@ impl Args {
 struct Region {
     start: usize,
     end: usize,
-    categories: u64,
+    categories: Categories,
 }
 
 impl Region {
     fn to_raw(self) -> RawRegion {
-        [self.start as u64, self.end as u64, self.categories]
+        [self.start as u64, self.end as u64, self.categories.bits()]
     }
 }
 
@@ -202,7 +248,7 @@ impl Output {
 
     /// Adds `start..end` with `categories`; returns `false` if it needs a new region and the
     /// buffer is full.
-    fn push(&mut self, categories: u64, start: usize, end: usize) -> bool {
+    fn push(&mut self, categories: Categories, start: usize, end: usize) -> bool {
         let next = Region {
             start,
             end,
@@ -261,30 +307,305 @@ impl Output {
     }
 }
 
-/// What is known about the VMA being walked, set by [`PageWalker::test_vma`].
+/// What a page table entry is, as far as its categories go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Unpopulated (or, at the huge level, unmapped).
+    None,
+    /// Mapped.
+    Present,
+    /// A software leaf: swapped out, being migrated, a marker.
+    Leaf,
+}
+
+/// A page table entry, at any level, as [`VmaState::categories`] looks at it.
+///
+/// Each method is asked only when its answer can change the categories, so that what costs
+/// something (looking up the page) is done only when the categories need it.
+trait Entry {
+    /// Whether the entry maps a huge page: a transparent huge page or a hugetlb page.
+    const HUGE: bool;
+
+    /// Returns what the entry is.
+    fn state(&self) -> State;
+
+    /// Returns whether userfaultfd protects the entry: the uffd bit of a present entry or a
+    /// leaf, or a uffd-wp marker.
+    fn is_uffd(&self) -> bool;
+
+    /// Returns whether the entry is soft-dirty.
+    fn is_soft_dirty(&self) -> bool;
+
+    /// Returns whether a present entry maps the zero page.
+    fn is_zero(&self) -> bool;
+
+    /// Returns whether a leaf is a guard marker.
+    fn is_guard(&self) -> bool {
+        false
+    }
+
+    /// Returns whether the entry maps (or, as a leaf, refers to) a page that is not anonymous.
+    fn maps_file_page(&self) -> bool;
+}
+
+/// A part of a walked range without a page table, or a none PTE.
+struct Unpopulated;
+
+impl Entry for Unpopulated {
+    const HUGE: bool = false;
+
+    fn state(&self) -> State {
+        State::None
+    }
+
+    fn is_uffd(&self) -> bool {
+        false
+    }
+
+    fn is_soft_dirty(&self) -> bool {
+        false
+    }
+
+    fn is_zero(&self) -> bool {
+        false
+    }
+
+    fn maps_file_page(&self) -> bool {
+        false
+    }
+}
+
+/// Entry `index` of a locked PTE table, whose value is `pte`.
+struct PteEntry<'t, 'a> {
+    ptes: &'t PteTable<'a>,
+    index: usize,
+    pte: Pte,
+}
+
+impl Entry for PteEntry<'_, '_> {
+    const HUGE: bool = false;
+
+    #[inline(always)]
+    fn state(&self) -> State {
+        if self.pte.is_none() {
+            State::None
+        } else if self.pte.is_present() {
+            State::Present
+        } else {
+            State::Leaf
+        }
+    }
+
+    #[inline(always)]
+    fn is_uffd(&self) -> bool {
+        self.pte.is_uffd()
+    }
+
+    #[inline(always)]
+    fn is_soft_dirty(&self) -> bool {
+        self.pte.is_soft_dirty()
+    }
+
+    #[inline(always)]
+    fn is_zero(&self) -> bool {
+        self.pte.is_zero_pfn()
+    }
+
+    #[inline(always)]
+    fn is_guard(&self) -> bool {
+        self.pte
+            .soft_leaf()
+            .is_some_and(|leaf| leaf.is_guard_marker())
+    }
+
+    #[inline(always)]
+    fn maps_file_page(&self) -> bool {
+        self.ptes.maps_file_page(self.index)
+    }
+}
+
+/// A huge PMD entry, `pmd`, locked in `huge` or read without its lock.
+struct PmdHuge<'t, 'a> {
+    pmd: Pmd,
+    huge: Option<&'t HugePmd<'a>>,
+}
+
+impl Entry for PmdHuge<'_, '_> {
+    const HUGE: bool = true;
+
+    #[inline]
+    fn state(&self) -> State {
+        if self.pmd.is_none() {
+            State::None
+        } else if self.pmd.is_present() {
+            State::Present
+        } else {
+            State::Leaf
+        }
+    }
+
+    #[inline]
+    fn is_uffd(&self) -> bool {
+        self.pmd.is_uffd()
+    }
+
+    #[inline]
+    fn is_soft_dirty(&self) -> bool {
+        self.pmd.is_soft_dirty()
+    }
+
+    #[inline]
+    fn is_zero(&self) -> bool {
+        self.pmd.is_huge_zero()
+    }
+
+    /// Without the lock the page cannot be looked up; scans that want `FILE` lock the entry.
+    #[inline]
+    fn maps_file_page(&self) -> bool {
+        self.huge.is_some_and(HugePmd::maps_file_page)
+    }
+}
+
+impl Entry for HugetlbPte<'_> {
+    const HUGE: bool = true;
+
+    #[inline]
+    fn state(&self) -> State {
+        if self.is_none() {
+            State::None
+        } else if self.is_present() {
+            State::Present
+        } else {
+            State::Leaf
+        }
+    }
+
+    #[inline]
+    fn is_uffd(&self) -> bool {
+        Pte::is_uffd(**self)
+    }
+
+    #[inline]
+    fn is_soft_dirty(&self) -> bool {
+        Pte::is_soft_dirty(**self)
+    }
+
+    #[inline]
+    fn is_zero(&self) -> bool {
+        self.is_zero_pfn()
+    }
+
+    /// A hugetlbfs page in the page cache is never swapped out: only a present entry maps one.
+    #[inline]
+    fn maps_file_page(&self) -> bool {
+        HugetlbPte::maps_file_page(self)
+    }
+}
+
+/// What is known about the VMA being walked, set by [`PageWalker::test_vma`], and the rules
+/// that give an entry of it its categories.
 #[derive(Clone, Copy, Default)]
 struct VmaState {
-    /// The categories every page of the VMA has (`WPALLOWED`, `SOFT_DIRTY`).
-    categories: u64,
-    /// The category of a present or swapped page without a uffd bit: `ACCESSED` in a uffd-rwp
-    /// VMA, `WRITTEN` in any other.
-    unprotected: u64,
+    /// The categories every page of the VMA has (`WpAllowed`, `SoftDirty`).
+    categories: Categories,
+    /// The category of a populated entry without a uffd bit: `Accessed` in a uffd-rwp VMA,
+    /// `Written` in any other.
+    unprotected: Categories,
+    /// The categories that can make a difference to the scan: those its masks look at, and
+    /// `Written`, which decides what gets write-protected. Others are not computed.
+    want: Categories,
+    /// Registered for userfaultfd write protection.
     uffd_wp: bool,
     hugetlb: bool,
-    /// The `FILE` category is wanted and can be set: not in a private anonymous VMA, whose
-    /// pages are all anonymous, so that the page behind each entry is not looked up for
-    /// nothing.
+    /// `File` is wanted and can be set: not in a private anonymous VMA, whose pages are all
+    /// anonymous, so that the page behind each entry is not looked up for nothing.
     file: bool,
     /// Every page of the VMA that userfaultfd does not write-protect matches, with the
-    /// categories `categories | WRITTEN`: no other category can change the outcome.
+    /// categories `Written` (only `Written` is wanted): the scan can look at nothing else.
     written_only: bool,
+}
+
+impl VmaState {
+    /// Returns the categories of `entry`, as far as they are wanted: every rule that makes a
+    /// category is here, for entries of every level and kind.
+    #[inline(always)]
+    fn categories(&self, entry: &impl Entry) -> Categories {
+        let want = self.want;
+        let mut categories = self.categories;
+        if entry_is_huge(entry) {
+            categories |= Huge;
+        }
+        match entry.state() {
+            State::None => {
+                // Registering a VMA for write protection puts a uffd-wp marker in every
+                // unpopulated entry (with `UFFD_FEATURE_WP_UNPOPULATED` or in memory other than
+                // anonymous), so a none entry was zapped after that: written. Hugetlb entries
+                // are always populated or marked; a none one was never written.
+                if self.uffd_wp && !self.hugetlb {
+                    categories |= Written;
+                }
+                return categories & want;
+            }
+            State::Present => {
+                categories |= Present;
+                if want.contains(PfnZero) && entry.is_zero() {
+                    categories |= PfnZero;
+                }
+            }
+            State::Leaf => {
+                categories |= Swapped;
+                if want.contains_any(Guard | File) && entry.is_guard() {
+                    categories |= Guard;
+                }
+            }
+        }
+        // A guard marker maps nothing, so it is no file page either.
+        if self.file && !categories.contains(Guard) && entry.maps_file_page() {
+            categories |= File;
+        }
+        if want.contains(SoftDirty) && entry.is_soft_dirty() {
+            categories |= SoftDirty;
+        }
+        self.unprotected_if(categories & want, entry)
+    }
+
+    /// Adds the category of an unprotected entry to `categories` of the populated `entry`, if
+    /// userfaultfd does not protect it.
+    #[inline(always)]
+    fn unprotected_if(&self, categories: Categories, entry: &impl Entry) -> Categories {
+        if entry.is_uffd() {
+            categories
+        } else {
+            categories | (self.unprotected & self.want)
+        }
+    }
+
+    /// Returns every category that [`VmaState::categories`] can give an entry of the VMA, with
+    /// `anonymous` whether it is a private anonymous VMA.
+    fn possible(&self, anonymous: bool) -> Categories {
+        let mut possible = self.categories | Present | Swapped | PfnZero | Huge | SoftDirty | Guard;
+        possible |= self.unprotected;
+        if self.uffd_wp {
+            possible |= Written;
+        }
+        if !anonymous {
+            possible |= File;
+        }
+        possible
+    }
+}
+
+/// Returns whether `entry` is a huge entry.
+#[inline(always)]
+fn entry_is_huge<E: Entry>(_entry: &E) -> bool {
+    E::HUGE
 }
 
 /// A scan in progress.
 struct Scan {
     args: Args,
     /// The categories the masks look at: only these need to be computed.
-    interest: u64,
+    interest: Categories,
     vma: VmaState,
     /// `None` if nothing is reported (`vec_len == 0`): the scan then only write-protects.
     out: Option<Output>,
@@ -303,12 +624,25 @@ struct Reported {
 }
 
 impl Reported {
-    fn walk(&self) -> Walk {
+    fn walk(&self) -> ControlFlow<()> {
         if self.full {
-            Walk::Stop
+            Break(())
         } else {
-            Walk::Continue
+            Continue(())
         }
+    }
+}
+
+/// Write-protects entries `from..to` of a PTE table for userfaultfd; with `unprotected_only`,
+/// only those not protected yet.
+#[inline]
+fn protect_ptes(ptes: &mut PteTable<'_>, from: usize, to: usize, unprotected_only: bool) -> Result {
+    // A scan that write-protects walks only VMAs registered for it, in a walk for it.
+    let mut wp = ptes.uffd_wp().ok_or(EINVAL)?;
+    if unprotected_only {
+        wp.protect_unprotected(from, to)
+    } else {
+        (from..to).try_for_each(|i| wp.protect(i))
     }
 }
 
@@ -333,19 +667,9 @@ impl Scan {
         self.args.flags & WP_MATCHING != 0
     }
 
-    /// Returns whether a page with `categories` is reported.
-    fn matches(&self, categories: u64) -> bool {
-        matches(
-            categories,
-            self.args.mask,
-            self.args.inverted,
-            self.args.anyof,
-        )
-    }
-
     /// Reports `start..end` with `categories`, as much of it as the limits allow.
     #[inline(always)]
-    fn report(&mut self, categories: u64, start: usize, end: usize) -> Reported {
+    fn report(&mut self, categories: Categories, start: usize, end: usize) -> Reported {
         let Some(out) = &mut self.out else {
             return Reported { end, full: false };
         };
@@ -378,108 +702,68 @@ impl Scan {
         }
     }
 
-    /// What the loop over a table of PTEs needs to classify entries, copied out of the scan.
-    fn pte_filter(&self) -> PteFilter {
-        PteFilter {
-            vma: self.vma,
-            want: self.interest | WRITTEN,
-            mask: self.args.mask,
-            inverted: self.args.inverted,
-            anyof: self.args.anyof,
-        }
-    }
-
-    /// The categories of a transparent huge page or PMD migration entry, `pmd`;
-    /// `maps_file_page` is called to look up its page if `FILE` is wanted and can be set.
-    #[inline]
-    fn huge_pmd_categories(&self, pmd: Pmd, maps_file_page: impl FnOnce() -> bool) -> u64 {
-        let mut categories = self.vma.categories | HUGE;
-        if pmd.is_none() {
-            return categories;
-        }
-        categories |= if pmd.is_present() { PRESENT } else { SWAPPED };
-        if !pmd.is_uffd() {
-            categories |= self.vma.unprotected;
-        }
-        if self.vma.file && maps_file_page() {
-            categories |= FILE;
-        }
-        if pmd.is_present() && pmd.is_huge_zero() {
-            categories |= PFNZERO;
-        }
-        if pmd.is_soft_dirty() {
-            categories |= SOFT_DIRTY;
-        }
-        categories
-    }
-
     /// Scans a table of PTEs; write-protects what it reports if asked to.
     ///
     /// Runs of adjacent entries with the same categories are reported at once, as one range:
     /// that is what the region they end up in would be anyway, and the limits cut a range at the
     /// same page as they would cut the entries one by one.
-    fn scan_ptes(&mut self, ptes: &mut PteTable<'_>) -> Result<Walk> {
-        // The entries whose TLB entries need flushing: present ones that got protected.
-        let mut flush = None;
-        let mut walk = Walk::Continue;
-
+    fn scan_ptes(&mut self, ptes: &mut PteTable<'_>) -> WalkResult {
         if self.write_protects() && self.out.is_none() {
             // Without an output vector every entry that is not protected yet gets protected.
-            protect_ptes(ptes, 0, ptes.len(), &mut flush)?;
-        } else if self.vma.written_only {
-            walk = self.scan_written(ptes, &mut flush)?;
-        } else {
-            let filter = self.pte_filter();
-            // The first entry and the categories of the run being built.
-            let mut run: Option<(usize, u64)> = None;
-            for i in 0..ptes.len() {
-                let Some(pte) = ptes.get(i) else { break };
-                let categories = filter.check(ptes, i, pte);
-                if let Some((first, run_categories)) = run {
-                    if categories == Some(run_categories) {
-                        continue;
-                    }
-                    walk = self.report_ptes(ptes, first, i, run_categories, &mut flush)?;
-                    if walk == Walk::Stop {
-                        break;
-                    }
+            protect_ptes(ptes, 0, ptes.len(), true)?;
+            return Ok(Continue(()));
+        }
+        if self.vma.written_only {
+            return self.scan_written(ptes);
+        }
+        let vma = self.vma;
+        // The first entry and the categories of the run being built.
+        let mut run: Option<(usize, Categories)> = None;
+        for index in 0..ptes.len() {
+            let Some(pte) = ptes.get(index) else { break };
+            let categories = vma.categories(&PteEntry { ptes, index, pte });
+            let categories = self.args.matches(categories).then_some(categories);
+            if let Some((first, run_categories)) = run {
+                if categories == Some(run_categories) {
+                    continue;
                 }
-                run = categories.map(|categories| (i, categories));
+                if self
+                    .report_ptes(ptes, first, index, run_categories)?
+                    .is_break()
+                {
+                    return Ok(Break(()));
+                }
             }
-            if let (Walk::Continue, Some((first, categories))) = (walk, run) {
-                walk = self.report_ptes(ptes, first, ptes.len(), categories, &mut flush)?;
-            }
+            run = categories.map(|categories| (index, categories));
         }
-
-        if let Some((from, to)) = flush {
-            ptes.flush_tlb(from, to)?;
+        match run {
+            Some((first, categories)) => self.report_ptes(ptes, first, ptes.len(), categories),
+            None => Ok(Continue(())),
         }
-        Ok(walk)
     }
 
-    /// Scans a table of PTEs when only `WRITTEN` counts: reports each entry that userfaultfd does
-    /// not protect, and write-protects it if asked to.
+    /// Scans a table of PTEs when only `Written` counts: reports each written entry, and
+    /// write-protects it if asked to.
     ///
     /// Written pages are few and far between in a dirty-tracking scan, so entries are taken one
     /// at a time; the output merges adjacent ones into a region.
-    fn scan_written(
-        &mut self,
-        ptes: &mut PteTable<'_>,
-        flush: &mut Option<(usize, usize)>,
-    ) -> Result<Walk> {
-        for i in 0..ptes.len() {
-            if ptes.get(i).is_none_or(Pte::is_uffd) {
+    fn scan_written(&mut self, ptes: &mut PteTable<'_>) -> WalkResult {
+        let vma = self.vma;
+        for index in 0..ptes.len() {
+            let Some(pte) = ptes.get(index) else { break };
+            let categories = vma.categories(&PteEntry { ptes, index, pte });
+            if categories == Categories::empty() {
                 continue;
             }
-            let addr = ptes.addr(i);
-            if self.report(WRITTEN, addr, addr + PAGE_SIZE).full {
-                return Ok(Walk::Stop);
+            let addr = ptes.addr(index);
+            if self.report(categories, addr, addr + PAGE_SIZE).full {
+                return Ok(Break(()));
             }
             if self.write_protects() {
-                protect_pte(ptes, i, flush)?;
+                protect_ptes(ptes, index, index + 1, false)?;
             }
         }
-        Ok(Walk::Continue)
+        Ok(Continue(()))
     }
 
     /// Reports entries `first..end` of a PTE table, which have `categories`, and write-protects
@@ -490,29 +774,29 @@ impl Scan {
         ptes: &mut PteTable<'_>,
         first: usize,
         end: usize,
-        categories: u64,
-        flush: &mut Option<(usize, usize)>,
-    ) -> Result<Walk> {
+        categories: Categories,
+    ) -> WalkResult {
         let start = ptes.addr(first);
         let reported = self.report(categories, start, ptes.addr(end));
-        if self.write_protects() && categories & WRITTEN != 0 {
+        if self.write_protects() && categories.contains(Written) && reported.end > start {
             let reported_end = first + (reported.end - start) / PAGE_SIZE;
-            for i in first..reported_end {
-                protect_pte(ptes, i, flush)?;
-            }
+            protect_ptes(ptes, first, reported_end, false)?;
         }
         Ok(reported.walk())
     }
 
     /// Scans a huge PMD entry. Returns `None` if it was split and has to be looked at again.
-    fn scan_huge_pmd(&mut self, mut huge: HugePmd<'_>) -> Result<Option<Walk>> {
-        let categories = self.huge_pmd_categories(huge.pmd(), || huge.maps_file_page());
-        if !self.matches(categories) {
-            return Ok(Some(Walk::Continue));
+    fn scan_huge_pmd(&mut self, mut huge: HugePmd<'_>) -> Result<Option<ControlFlow<()>>> {
+        let categories = self.vma.categories(&PmdHuge {
+            pmd: huge.pmd(),
+            huge: Some(&huge),
+        });
+        if !self.args.matches(categories) {
+            return Ok(Some(Continue(())));
         }
         let start = huge.start();
         let reported = self.report(categories, start, huge.end());
-        if reported.end == start || !self.write_protects() || categories & WRITTEN == 0 {
+        if reported.end == start || !self.write_protects() || !categories.contains(Written) {
             return Ok(Some(reported.walk()));
         }
         if reported.end != start + PMD_SIZE {
@@ -522,138 +806,9 @@ impl Scan {
             self.back_out(start, reported.end);
             return Ok(None);
         }
-        huge.make_uffd_wp()?;
-        huge.flush_tlb();
+        huge.uffd_wp().ok_or(EINVAL)?.protect()?;
         Ok(Some(reported.walk()))
     }
-}
-
-/// Returns whether a page with `categories` is reported, given the masks of a scan.
-#[inline]
-fn matches(categories: u64, mask: u64, inverted: u64, anyof: u64) -> bool {
-    let categories = categories ^ inverted;
-    categories & mask == mask && (anyof == 0 || categories & anyof != 0)
-}
-
-/// The categories of PTEs, and whether they are reported: what the loop over a table of PTEs
-/// needs of a scan, in a copy that the reports in the loop do not change.
-#[derive(Clone, Copy)]
-struct PteFilter {
-    vma: VmaState,
-    /// The categories that can make a difference: those the masks look at, and `WRITTEN`,
-    /// which decides what gets write-protected. Others are not computed.
-    want: u64,
-    mask: u64,
-    inverted: u64,
-    anyof: u64,
-}
-
-impl PteFilter {
-    /// The categories of entry `i` of a PTE table, as far as they are wanted.
-    #[inline]
-    fn categories(&self, ptes: &PteTable<'_>, i: usize, pte: Pte) -> u64 {
-        let (vma, want) = (&self.vma, self.want);
-        let mut categories = vma.categories;
-        match pte.kind() {
-            PteKind::None => {
-                // Unpopulated: written, unless uffd-wp put a marker there; never accessed.
-                if vma.uffd_wp {
-                    categories |= WRITTEN;
-                }
-            }
-            PteKind::Present => {
-                categories |= PRESENT;
-                if !pte.is_uffd() {
-                    categories |= vma.unprotected;
-                }
-                if vma.file && ptes.maps_file_page(i) {
-                    categories |= FILE;
-                }
-                if want & PFNZERO != 0 && pte.is_zero_pfn() {
-                    categories |= PFNZERO;
-                }
-                if want & SOFT_DIRTY != 0 && pte.is_soft_dirty() {
-                    categories |= SOFT_DIRTY;
-                }
-            }
-            PteKind::Leaf(leaf) => {
-                categories |= SWAPPED;
-                if !pte.is_uffd() {
-                    categories |= vma.unprotected;
-                }
-                if leaf.is_guard_marker() {
-                    categories |= GUARD;
-                } else if vma.file && ptes.maps_file_page(i) {
-                    categories |= FILE;
-                }
-                if want & SOFT_DIRTY != 0 && pte.is_soft_dirty() {
-                    categories |= SOFT_DIRTY;
-                }
-            }
-        }
-        categories & want
-    }
-
-    /// The categories of entry `i` of a PTE table if it is reported, `None` if it is not.
-    #[inline]
-    fn check(&self, ptes: &PteTable<'_>, i: usize, pte: Pte) -> Option<u64> {
-        let categories = self.categories(ptes, i, pte);
-        matches(categories, self.mask, self.inverted, self.anyof).then_some(categories)
-    }
-}
-
-/// Write-protects entry `i` of a PTE table for userfaultfd, whatever its kind; records a present
-/// one in `flush`, the range of entries whose TLB entries need flushing.
-#[inline]
-fn protect_pte(ptes: &mut PteTable<'_>, i: usize, flush: &mut Option<(usize, usize)>) -> Result {
-    if ptes.protect_uffd_any(i)? {
-        *flush = Some((flush.map_or(i, |(from, _)| from), i + 1));
-    }
-    Ok(())
-}
-
-/// Write-protects for userfaultfd the entries of `from..to` of a PTE table that are not
-/// protected yet, whatever their kind; adds the present ones to `flush`, the range of entries
-/// whose TLB entries need flushing.
-#[inline]
-fn protect_ptes(
-    ptes: &mut PteTable<'_>,
-    from: usize,
-    to: usize,
-    flush: &mut Option<(usize, usize)>,
-) -> Result {
-    if let Some((first, end)) = ptes.protect_uffd_unprotected(from, to)? {
-        *flush = Some((flush.map_or(first, |(first, _)| first), end));
-    }
-    Ok(())
-}
-
-/// The categories of a hugetlb entry.
-#[inline]
-fn hugetlb_categories(vma: &VmaState, pte: &Pte, file: bool) -> u64 {
-    let mut categories = vma.categories | HUGE;
-    if pte.is_none() {
-        return categories;
-    }
-    if !pte.is_uffd() {
-        categories |= vma.unprotected;
-    }
-    if pte.is_present() {
-        categories |= PRESENT;
-        if file {
-            categories |= FILE;
-        }
-        if pte.is_zero_pfn() {
-            categories |= PFNZERO;
-        }
-    } else {
-        // A hugetlbfs page in the page cache is never swapped out: no `FILE` here.
-        categories |= SWAPPED;
-    }
-    if pte.is_soft_dirty() {
-        categories |= SOFT_DIRTY;
-    }
-    categories
 }
 
 #[vtable]
@@ -662,7 +817,7 @@ impl PageWalker for Scan {
 
     #[inline]
     fn test_vma(&mut self, vma: &VmaRef, _start: usize, _end: usize) -> Result<VmaAction> {
-        let wp_allowed = vma.userfaultfd_wp_async() && vma.userfaultfd_wp_use_markers();
+        let wp_allowed = vma.uffd_wp_async() && vma.uffd_wp_use_markers();
         if !wp_allowed {
             if self.args.flags & CHECK_WPASYNC != 0 {
                 return Err(EPERM);
@@ -676,66 +831,63 @@ impl PageWalker for Scan {
             return Ok(VmaAction::Skip);
         }
 
-        let mut categories = 0;
+        let mut categories = Categories::empty();
         if wp_allowed {
-            categories |= WPALLOWED;
+            categories |= WpAllowed;
         }
         if vma.is_soft_dirty() {
-            categories |= SOFT_DIRTY;
+            categories |= SoftDirty;
         }
-        let required = self.args.mask & WPALLOWED;
-        if (categories ^ self.args.inverted) & required != required {
+        let required = self.args.mask & WpAllowed;
+        if !(categories ^ self.args.inverted).contains_all(required) {
             return Ok(VmaAction::Skip);
         }
 
-        let uffd_wp = vma.userfaultfd_wp();
-        let unprotected = if vma.userfaultfd_rwp() {
-            ACCESSED
-        } else {
-            WRITTEN
-        };
-        let hugetlb = vma.is_hugetlb();
         let anonymous = vma.is_anonymous();
-
+        let written = Categories::from(Written);
+        let state = VmaState {
+            categories,
+            unprotected: if vma.uffd_rwp() {
+                Accessed.into()
+            } else {
+                written
+            },
+            want: self.interest | Written,
+            uffd_wp: vma.uffd_wp(),
+            hugetlb: vma.is_hugetlb(),
+            file: self.interest.contains(File) && !anonymous,
+            written_only: false,
+        };
         // Skip a VMA in which no page can have a category the masks require. Walking it would
         // report nothing and protect nothing, except without an output vector, where every
         // entry is protected whatever the masks.
-        let mut possible = categories | PRESENT | SWAPPED | PFNZERO | HUGE | SOFT_DIRTY | GUARD;
-        possible |= unprotected;
-        if !anonymous {
-            possible |= FILE;
-        }
-        let required = self.args.mask & !self.args.inverted;
-        if required & !possible != 0 && !(self.write_protects() && self.out.is_none()) {
+        let required = self.args.mask.without(self.args.inverted);
+        let protects_all = self.write_protects() && self.out.is_none();
+        if !(protects_all || state.possible(anonymous).contains_all(required)) {
             return Ok(VmaAction::Skip);
         }
-
         self.vma = VmaState {
-            categories,
-            unprotected,
-            uffd_wp,
-            hugetlb,
-            file: self.interest & FILE != 0 && !anonymous,
-            written_only: uffd_wp
-                && self.args.mask == WRITTEN
-                && self.args.ret == WRITTEN
-                && self.args.anyof == 0
-                && self.args.inverted == 0,
+            written_only: state.uffd_wp
+                && self.args.mask == written
+                && self.args.ret == written
+                && self.args.anyof == Categories::empty()
+                && self.args.inverted == Categories::empty(),
+            ..state
         };
         Ok(VmaAction::Walk)
     }
 
     #[inline]
-    fn pmd_entry(&mut self, entry: &mut PmdEntry<'_>) -> Result<Walk> {
+    fn pmd_entry(&mut self, entry: &mut PmdEntry<'_>) -> WalkResult {
         if !self.write_protects() && !self.vma.file {
             // Reporting a huge entry needs nothing but its value, which the lock would not make
             // any truer: the entry may change as soon as the lock is dropped, as it may after
-            // this read. Only looking up its page (`FILE`, not wanted here) or protecting it
+            // this read. Only looking up its page (`File`, not wanted here) or protecting it
             // needs the lock.
             if let Some(pmd) = entry.huge_lockless() {
-                let categories = self.huge_pmd_categories(pmd, || false);
-                if !self.matches(categories) {
-                    return Ok(Walk::Continue);
+                let categories = self.vma.categories(&PmdHuge { pmd, huge: None });
+                if !self.args.matches(categories) {
+                    return Ok(Continue(()));
                 }
                 return Ok(self.report(categories, entry.start(), entry.end()).walk());
             }
@@ -753,59 +905,47 @@ impl PageWalker for Scan {
                     cond_resched();
                     return walk;
                 }
-                PmdLock::Retry => return Ok(Walk::Continue),
+                PmdLock::Retry => return Ok(Continue(())),
             }
         }
     }
 
     #[inline]
-    fn pte_hole(&mut self, vma: Option<&VmaRef>, start: usize, end: usize) -> Result<Walk> {
-        let Some(vma) = vma else {
-            return Ok(Walk::Continue);
-        };
-        // An unpopulated range of a uffd-wp VMA counts as written: registering with
-        // WP_UNPOPULATED puts markers in every entry, so a missing one was zapped. Hugetlb
-        // entries are always there, see `hugetlb_categories`.
-        let mut categories = self.vma.categories;
-        if self.vma.uffd_wp && !self.vma.hugetlb {
-            categories |= WRITTEN;
+    fn pte_hole(&mut self, hole: &mut Hole<'_>) -> WalkResult {
+        if hole.vma().is_none() {
+            return Ok(Continue(()));
         }
-        if !self.matches(categories) {
-            return Ok(Walk::Continue);
+        let categories = self.vma.categories(&Unpopulated);
+        if !self.args.matches(categories) {
+            return Ok(Continue(()));
         }
-        let reported = self.report(categories, start, end);
+        let start = hole.start();
+        let reported = self.report(categories, start, hole.end());
         if reported.end == start || !self.write_protects() {
             return Ok(reported.walk());
         }
-        if self.vma.hugetlb {
-            vma.uffd_wp_hugetlb_holes(start, reported.end)?;
-        } else {
-            vma.uffd_wp_range(start, reported.end)?;
-        }
+        hole.uffd_wp().ok_or(EINVAL)?.protect(start, reported.end)?;
         Ok(reported.walk())
     }
 
     #[inline]
-    fn hugetlb_entry(&mut self, entry: &mut HugetlbEntry<'_>) -> Result<Walk> {
+    fn hugetlb_entry(&mut self, entry: &mut HugetlbEntry<'_>) -> WalkResult {
         let (start, end, size) = (entry.start(), entry.end(), entry.size());
-        let file = self.interest & FILE != 0;
         if !self.write_protects() {
-            let pte = entry.pte();
-            let categories = hugetlb_categories(&self.vma, &pte, file && pte.maps_file_page());
-            if !self.matches(categories) {
-                return Ok(Walk::Continue);
+            let categories = self.vma.categories(&entry.pte());
+            if !self.args.matches(categories) {
+                return Ok(Continue(()));
             }
             return Ok(self.report(categories, start, end).walk());
         }
 
         let mut locked = entry.lock();
-        let pte = locked.pte();
-        let categories = hugetlb_categories(&self.vma, &pte, file && pte.maps_file_page());
-        if !self.matches(categories) {
-            return Ok(Walk::Continue);
+        let categories = self.vma.categories(&locked.pte());
+        if !self.args.matches(categories) {
+            return Ok(Continue(()));
         }
         let reported = self.report(categories, start, end);
-        if reported.end == start || categories & WRITTEN == 0 {
+        if reported.end == start || !categories.contains(Written) {
             return Ok(reported.walk());
         }
         if reported.end != start + size {
@@ -822,8 +962,7 @@ impl PageWalker for Scan {
             }
             return Ok(reported.walk());
         }
-        locked.make_uffd_wp()?;
-        locked.flush_tlb();
+        locked.uffd_wp().ok_or(EINVAL)?.protect()?;
         Ok(reported.walk())
     }
 }
@@ -848,9 +987,7 @@ fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
                 // A walk that goes on to the end leaves this `None`, whatever an earlier one did.
                 scan.stopped_at = None;
                 if scan.write_protects() {
-                    lock.notify_protection_change(walk_start, end, |lock| {
-                        lock.walk_page_range(walk_start, end, &mut scan)
-                    })
+                    lock.walk_page_range_uffd_wp(walk_start, end, &mut scan)
                 } else {
                     lock.walk_page_range(walk_start, end, &mut scan)
                 }
@@ -865,7 +1002,7 @@ fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
             }
             (Ok(walk), Ok(n)) => {
                 regions += n;
-                walk == Walk::Stop
+                walk.is_break()
             }
         };
         let room = scan.out.as_ref().map_or(0, |out| out.room);

@@ -28,6 +28,13 @@ __rust_helper bool rust_helper_uffd_supports_wp_marker(void)
 	return uffd_supports_wp_marker();
 }
 
+#ifdef CONFIG_USERFAULTFD
+__rust_helper unsigned int rust_helper_userfaultfd_vma_features(struct vm_area_struct *vma)
+{
+	return userfaultfd_vma_features(vma);
+}
+#endif
+
 #ifdef CONFIG_HUGETLB_PAGE
 __rust_helper pte_t rust_helper_huge_pte_clear_uffd(pte_t pte)
 {

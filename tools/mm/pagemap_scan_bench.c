@@ -3,7 +3,7 @@
  * pagemap_scan_bench: PAGEMAP_SCAN of the C and Rust implementations side by
  * side, in one boot.
  *
- * With CONFIG_PAGEMAP_SCAN_RUST_SWITCH the debugfs file pagemap_scan_rust
+ * With CONFIG_PAGEMAP_SCAN_RUST_SWITCH the debugfs file pagemap/scan_rust
  * selects the implementation. Each scenario is measured in rounds, and in
  * each round under C and then under Rust, so that both see the same state of
  * the machine; the table gives the median ns per page of each, the spread
@@ -12,7 +12,7 @@
  * answer the question. The async write-fault cost (one byte written to each
  * write-protected page) is measured the same way on the C and the Rust
  * UFFD_FEATURE_WP_ASYNC, which CONFIG_USERFAULTFD_WP_ASYNC_RUST_SWITCH selects
- * with the debugfs file userfaultfd_wp_async_rust; without it, that scenario
+ * with the debugfs file userfaultfd/wp_async_rust; without it, that scenario
  * is left out.
  *
  *   pagemap_scan_bench [-r ROUNDS] [-s MIB[,MIB...]] [-j FILE] [-q]
@@ -40,8 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SWITCH		"/sys/kernel/debug/pagemap_scan_rust"
-#define WP_SWITCH	"/sys/kernel/debug/userfaultfd_wp_async_rust"
+#define SWITCH		"/sys/kernel/debug/pagemap/scan_rust"
+#define WP_SWITCH	"/sys/kernel/debug/userfaultfd/wp_async_rust"
 #define HPAGE		(2UL << 20)
 #define MAX_ROUNDS	64
 #define SPARSE_VMA	16	/* pages per VMA in the sparse layout */

@@ -13,18 +13,8 @@
 
 #![cfg(CONFIG_USERFAULTFD)]
 
-use crate::{
-    bindings,
-    mm::virt::{vm_flags_t, VmaRef},
-};
+use crate::{bindings, mm::virt::VmaRef};
 use core::{marker::PhantomData, ptr::NonNull};
-
-/// The VMA flag of a userfaultfd write-protect registration (`VM_UFFD_WP`).
-pub const VM_UFFD_WP: vm_flags_t = bindings::VM_UFFD_WP as vm_flags_t;
-
-/// Every VMA flag of a userfaultfd registration (`__VM_UFFD_FLAGS`): the modes a VMA is
-/// registered in.
-pub const VM_UFFD_FLAGS: vm_flags_t = bindings::__VM_UFFD_FLAGS as vm_flags_t;
 
 /// A set of userfaultfd features (`UFFD_FEATURE_*` of `include/uapi/linux/userfaultfd.h`).
 ///
@@ -97,20 +87,45 @@ impl VmaRef {
     /// Returns the features of the userfaultfd context the VMA is registered with, or
     /// [`Features::NONE`] if it is not registered.
     #[inline]
-    pub fn userfaultfd_features(&self) -> Features {
-        // SAFETY: By the type invariants the vma is valid, and its mmap or vma lock is held, so
-        // its userfaultfd context does not change.
-        let ctx = unsafe { (*self.as_ptr()).vm_userfaultfd_ctx.ctx };
-        if ctx.is_null() {
-            return Features::NONE;
+    pub fn uffd_features(&self) -> Features {
+        // SAFETY: By the type invariants the vma is valid, and its mmap or vma lock is held,
+        // which keeps its userfaultfd context attached and alive.
+        Features::from_bits(unsafe { bindings::userfaultfd_vma_features(self.as_ptr()) }.into())
+    }
+}
+
+/// The state of a fault handler: a `struct vm_fault` and the locks it holds, for `'a`.
+///
+/// # Invariants
+///
+/// For `'a`: `vmf` points at a valid `struct vm_fault` that only this object changes, and whose
+/// VMA is valid with its mmap or vma lock held.
+struct Fault<'a> {
+    vmf: NonNull<bindings::vm_fault>,
+    _lock: PhantomData<&'a mut bindings::vm_fault>,
+}
+
+impl Fault<'_> {
+    /// # Safety
+    ///
+    /// For `'a`, `vmf` must point at a valid `struct vm_fault` that nothing else accesses, whose
+    /// VMA's mmap or vma lock is held.
+    #[inline]
+    unsafe fn from_raw(vmf: NonNull<bindings::vm_fault>) -> Self {
+        // INVARIANT: What the caller guarantees.
+        Self {
+            vmf,
+            _lock: PhantomData,
         }
-        // SAFETY: The context is alive: it is detached from every VMA, under the mmap write lock
-        // and each VMA's write lock, before its last reference is dropped, and this VMA's mmap
-        // or vma lock is held. Its features are set before any VMA is registered, and
-        // `UFFDIO_SET_MODE` changes them under the same write locks; they are read once, as C
-        // does (`READ_ONCE()`).
-        let features = unsafe { core::ptr::read_volatile(&raw const (*ctx).features) };
-        Features::from_bits(features.into())
+    }
+
+    /// Returns the VMA of the fault.
+    #[inline]
+    fn vma(&self) -> &VmaRef {
+        // SAFETY: The fault is valid, and its VMA field is not written while it is borrowed
+        // here: only `self` changes the fault, and not that field. The VMA is valid and its mmap
+        // or vma lock held for `'a` (type invariants).
+        unsafe { VmaRef::from_raw(self.vmf.as_ref().__bindgen_anon_1.vma) }
     }
 }
 
@@ -119,13 +134,9 @@ impl VmaRef {
 ///
 /// # Invariants
 ///
-/// For `'a`: `vmf` points at a valid `struct vm_fault` that only this object changes; its VMA is
-/// valid and its mmap or vma lock held; its `pte` points at the mapped entry of its `address`,
-/// whose page table lock `ptl` is held.
-pub struct PteWriteFault<'a> {
-    vmf: NonNull<bindings::vm_fault>,
-    _lock: PhantomData<&'a mut bindings::vm_fault>,
-}
+/// For `'a`: the fault's `pte` points at the mapped entry of its `address`, whose page table lock
+/// `ptl` is held.
+pub struct PteWriteFault<'a>(Fault<'a>);
 
 impl<'a> PteWriteFault<'a> {
     /// Creates the fault from its C state.
@@ -136,20 +147,15 @@ impl<'a> PteWriteFault<'a> {
     /// VMA's mmap or vma lock is held, and whose `pte` is mapped with its `ptl` held.
     #[inline]
     pub unsafe fn from_raw(vmf: NonNull<bindings::vm_fault>) -> Self {
-        // INVARIANT: What the caller guarantees.
-        Self {
-            vmf,
-            _lock: PhantomData,
-        }
+        // SAFETY: The caller guarantees what `Fault` needs.
+        // INVARIANT: The caller guarantees the rest.
+        Self(unsafe { Fault::from_raw(vmf) })
     }
 
     /// Returns the VMA of the fault.
     #[inline]
     pub fn vma(&self) -> &VmaRef {
-        // SAFETY: The fault is valid, and its VMA field is not written while it is borrowed
-        // here: only `self` changes the fault, and not that field. The VMA is valid and its mmap
-        // or vma lock held for `'a` (type invariants).
-        unsafe { VmaRef::from_raw(self.vmf.as_ref().__bindgen_anon_1.vma) }
+        self.0.vma()
     }
 
     /// Drops the uffd bit of the entry and makes the rest of the fault handling see the new entry.
@@ -159,7 +165,7 @@ impl<'a> PteWriteFault<'a> {
     /// entry, which reuses or copies the page. If the entry has no uffd bit nothing changes.
     #[inline]
     pub fn clear_uffd(&mut self) {
-        let vmf = self.vmf.as_ptr();
+        let vmf = self.0.vmf.as_ptr();
         // SAFETY: The fault is valid and only changed through `self`; its entry is mapped and its
         // page table locked, so no other thread changes it; the hardware may set the accessed
         // bit of this read-only entry meanwhile, and losing it is harmless (C does the same).
@@ -182,12 +188,8 @@ impl<'a> PteWriteFault<'a> {
 ///
 /// # Invariants
 ///
-/// For `'a`: `vmf` points at a valid `struct vm_fault` of a PMD-level fault, whose VMA is valid
-/// and its mmap or vma lock held.
-pub struct HugePmdWriteFault<'a> {
-    vmf: NonNull<bindings::vm_fault>,
-    _lock: PhantomData<&'a bindings::vm_fault>,
-}
+/// For `'a`: the fault is a PMD-level fault.
+pub struct HugePmdWriteFault<'a>(Fault<'a>);
 
 impl<'a> HugePmdWriteFault<'a> {
     /// Creates the fault from its C state.
@@ -198,20 +200,15 @@ impl<'a> HugePmdWriteFault<'a> {
     /// `orig_pmd` is set), whose VMA's mmap or vma lock is held.
     #[inline]
     pub unsafe fn from_raw(vmf: NonNull<bindings::vm_fault>) -> Self {
-        // INVARIANT: What the caller guarantees.
-        Self {
-            vmf,
-            _lock: PhantomData,
-        }
+        // SAFETY: The caller guarantees what `Fault` needs.
+        // INVARIANT: The caller guarantees the rest.
+        Self(unsafe { Fault::from_raw(vmf) })
     }
 
     /// Returns the VMA of the fault.
     #[inline]
     pub fn vma(&self) -> &VmaRef {
-        // SAFETY: The fault is valid, and its VMA field is not written while it is borrowed
-        // here: only `self` changes the fault, and not that field. The VMA is valid and its mmap
-        // or vma lock held for `'a` (type invariants).
-        unsafe { VmaRef::from_raw(self.vmf.as_ref().__bindgen_anon_1.vma) }
+        self.0.vma()
     }
 }
 
@@ -220,15 +217,11 @@ impl<'a> HugePmdWriteFault<'a> {
 ///
 /// # Invariants
 ///
-/// For `'a`: `vmf` points at a valid `struct vm_fault` that only this object changes; its VMA is
-/// a valid hugetlb VMA with its mmap or vma lock held; its `pte` points at the hugetlb entry of
-/// its `address`, whose lock (`huge_pte_lock()`) `ptl` is held, and `orig_pte` is the value of
-/// that entry.
+/// For `'a`: the fault's VMA is a hugetlb VMA; its `pte` points at the hugetlb entry of its
+/// `address`, whose lock (`huge_pte_lock()`) `ptl` is held, and `orig_pte` is the value of that
+/// entry.
 #[cfg(CONFIG_HUGETLB_PAGE)]
-pub struct HugetlbWriteFault<'a> {
-    vmf: NonNull<bindings::vm_fault>,
-    _lock: PhantomData<&'a mut bindings::vm_fault>,
-}
+pub struct HugetlbWriteFault<'a>(Fault<'a>);
 
 #[cfg(CONFIG_HUGETLB_PAGE)]
 impl<'a> HugetlbWriteFault<'a> {
@@ -241,20 +234,15 @@ impl<'a> HugetlbWriteFault<'a> {
     /// `pte`) is held, and whose `orig_pte` is the value of that entry.
     #[inline]
     pub unsafe fn from_raw(vmf: NonNull<bindings::vm_fault>) -> Self {
-        // INVARIANT: What the caller guarantees.
-        Self {
-            vmf,
-            _lock: PhantomData,
-        }
+        // SAFETY: The caller guarantees what `Fault` needs.
+        // INVARIANT: The caller guarantees the rest.
+        Self(unsafe { Fault::from_raw(vmf) })
     }
 
     /// Returns the VMA of the fault.
     #[inline]
     pub fn vma(&self) -> &VmaRef {
-        // SAFETY: The fault is valid, and its VMA field is not written while it is borrowed
-        // here: only `self` changes the fault, and not that field. The VMA is valid and its mmap
-        // or vma lock held for `'a` (type invariants).
-        unsafe { VmaRef::from_raw(self.vmf.as_ref().__bindgen_anon_1.vma) }
+        self.0.vma()
     }
 
     /// Drops the uffd bit of the entry and makes the rest of the fault handling see the new entry.
@@ -263,7 +251,7 @@ impl<'a> HugetlbWriteFault<'a> {
     /// reuse of the huge page.
     #[inline]
     pub fn clear_uffd(&mut self) {
-        let vmf = self.vmf.as_ptr();
+        let vmf = self.0.vmf.as_ptr();
         // SAFETY: The fault is valid and only changed through `self`; its VMA is a hugetlb VMA
         // whose mm is alive, and the entry's lock is held, so no other thread changes the entry;
         // only the hardware may set its accessed bit, as for a PTE (type invariants).

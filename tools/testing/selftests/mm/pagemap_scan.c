@@ -45,7 +45,7 @@
 			 PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO | \
 			 PAGE_IS_HUGE | PAGE_IS_SOFT_DIRTY | PAGE_IS_GUARD | \
 			 PAGE_IS_ACCESSED)
-#define SWITCH		"/sys/kernel/debug/pagemap_scan_rust"
+#define SWITCH		"/sys/kernel/debug/pagemap/scan_rust"
 
 static int pagemap_fd;
 static long page_size;

@@ -15,7 +15,7 @@
  *   behind (CVE-2024-36881).
  *
  * Run it under either implementation of CONFIG_USERFAULTFD_WP_ASYNC_RUST_SWITCH
- * (debugfs userfaultfd_wp_async_rust); both must pass it.
+ * (debugfs userfaultfd/wp_async_rust); both must pass it.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -1,0 +1,539 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit tests of page-table walks, on real memory of the test's own address space.
+
+use super::*;
+use crate::{
+    kunit::{prot, vm_mmap},
+    mm::pgtable::{Pmd, Pte, PteKind},
+    sync::atomic::{Atomic, Relaxed},
+    uaccess::{UserPtr, UserSlice},
+};
+use core::ops::ControlFlow::{Break, Continue};
+
+/// The last TLB flush of a lock guard: start and end.
+static FLUSHED: [Atomic<usize>; 2] = [Atomic::new(0), Atomic::new(0)];
+
+/// Records a TLB flush of a lock guard (see [`super::flush_tlb_range`]).
+pub(super) fn record_flush(start: usize, end: usize) {
+    FLUSHED[0].store(start, Relaxed);
+    FLUSHED[1].store(end, Relaxed);
+}
+
+/// Returns the last flush recorded, and forgets it.
+fn take_flush() -> (usize, usize) {
+    (FLUSHED[0].xchg(0, Relaxed), FLUSHED[1].xchg(0, Relaxed))
+}
+
+#[kunit_tests(rust_mm_pagewalk)]
+mod walk {
+    use super::*;
+
+    /// What a test walker saw.
+    ///
+    /// The vectors are allocated before the walk: entries are recorded with a page-table lock
+    /// held, where an allocation could sleep.
+    struct Seen {
+        /// Addresses and entries of every PTE of the walked tables.
+        ptes: KVec<(usize, Pte)>,
+        /// Huge entries: start, end and the entry.
+        huge: KVec<(usize, usize, Pmd)>,
+        /// Holes: start, end and whether they were inside a VMA.
+        holes: KVec<(usize, usize, bool)>,
+        /// The VMAs tested, as start and end of the part in the range.
+        vmas: KVec<(usize, usize)>,
+        /// Skip VMAs that start at this address.
+        skip: Option<usize>,
+        /// Stop after this many present PTEs.
+        stop_after: Option<usize>,
+        /// Fail with this error on the first present PTE.
+        fail: Option<Error>,
+        /// Split huge pages before looking at their PTEs.
+        split: bool,
+        /// For each PMD entry, whether [`PmdEntry::huge_lockless`] saw a huge one.
+        lockless_huge: KVec<bool>,
+    }
+
+    impl Default for Seen {
+        fn default() -> Self {
+            // Room for the largest walk of a test, a few PTE tables. If an allocation fails, the
+            // walk fails with `ENOMEM` when it runs out of room, and so does the test.
+            fn room<T>(n: usize) -> KVec<T> {
+                KVec::with_capacity(n, GFP_KERNEL).unwrap_or_default()
+            }
+            Seen {
+                ptes: room(4 * (PMD_SIZE / PAGE_SIZE)),
+                huge: room(16),
+                holes: KVec::new(),
+                vmas: KVec::new(),
+                skip: None,
+                stop_after: None,
+                fail: None,
+                split: false,
+                lockless_huge: KVec::new(),
+            }
+        }
+    }
+
+    /// Records `value` in `v` without allocating.
+    fn record<T>(v: &mut KVec<T>, value: T) -> Result {
+        v.push_within_capacity(value).map_err(|_| ENOMEM)
+    }
+
+    #[vtable]
+    impl PageWalker for Seen {
+        fn test_vma(&mut self, vma: &VmaRef, start: usize, end: usize) -> Result<VmaAction> {
+            self.vmas.push((start, end), GFP_KERNEL)?;
+            Ok(if Some(vma.start()) == self.skip {
+                VmaAction::Skip
+            } else {
+                VmaAction::Walk
+            })
+        }
+
+        fn pmd_entry(&mut self, entry: &mut PmdEntry<'_>) -> WalkResult {
+            self.lockless_huge
+                .push(entry.huge_lockless().is_some(), GFP_KERNEL)?;
+            let ptes = loop {
+                match entry.lock() {
+                    PmdLock::Retry => return Ok(Continue(())),
+                    PmdLock::Huge(huge) if self.split => huge.split(),
+                    PmdLock::Huge(huge) => {
+                        record(&mut self.huge, (huge.start(), huge.end(), huge.pmd()))?;
+                        return Ok(Continue(()));
+                    }
+                    PmdLock::Table(ptes) => break ptes,
+                }
+            };
+            for (addr, pte) in ptes.iter() {
+                record(&mut self.ptes, (addr, pte))?;
+                if pte.is_present() {
+                    if let Some(err) = self.fail {
+                        return Err(err);
+                    }
+                    let present = self.ptes.iter().filter(|(_, p)| p.is_present()).count();
+                    if Some(present) == self.stop_after {
+                        return Ok(Break(()));
+                    }
+                }
+            }
+            Ok(Continue(()))
+        }
+
+        fn pte_hole(&mut self, hole: &mut Hole<'_>) -> WalkResult {
+            self.holes
+                .push((hole.start(), hole.end(), hole.vma().is_some()), GFP_KERNEL)?;
+            Ok(Continue(()))
+        }
+    }
+
+    pub(super) fn touch(addr: usize) -> Result {
+        UserSlice::new(UserPtr::from_addr(addr), 1)
+            .writer()
+            .write(&0x5au8)
+    }
+
+    pub(super) fn read(addr: usize) -> Result {
+        let mut buf = KVec::new();
+        UserSlice::new(UserPtr::from_addr(addr), 1).read_all(&mut buf, GFP_KERNEL)
+    }
+
+    pub(super) fn walk<T: PageWalker>(start: usize, end: usize, walker: &mut T) -> WalkResult {
+        let current = crate::current!();
+        let mm = current.mm().ok_or(ESRCH)?;
+        let guard = mm.mmap_read_lock();
+        guard.walk_page_range(start, end, walker)
+    }
+
+    /// The entries of `start..end`, one per page (huge pages are split), `None` where there is
+    /// no page table.
+    pub(super) fn ptes(start: usize, end: usize) -> Result<KVec<Option<Pte>>> {
+        let mut seen = Seen {
+            split: true,
+            ..Seen::default()
+        };
+        assert_eq!(walk(start, end, &mut seen)?, Continue(()));
+        let mut ptes = KVec::with_capacity((end - start) / PAGE_SIZE, GFP_KERNEL)?;
+        for page in 0..(end - start) / PAGE_SIZE {
+            let addr = start + page * PAGE_SIZE;
+            let pte = seen.ptes.iter().find(|(a, _)| *a == addr).map(|(_, p)| *p);
+            ptes.push(pte, GFP_KERNEL)?;
+        }
+        Ok(ptes)
+    }
+
+    /// Returns whether `pte` is an entry with the uffd bit.
+    pub(super) fn uffd(pte: Option<Pte>) -> bool {
+        pte.is_some_and(Pte::is_uffd)
+    }
+
+    fn present(seen: &Seen) -> KVec<usize> {
+        let mut v = KVec::new();
+        for (addr, _) in seen.ptes.iter().filter(|(_, p)| p.is_present()) {
+            let _ = v.push(*addr, GFP_KERNEL);
+        }
+        v
+    }
+
+    #[test]
+    fn reports_present_pages_and_their_bits() -> Result {
+        let addr = vm_mmap(16 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+        for page in [0, 3, 4, 9] {
+            touch(addr + page * PAGE_SIZE)?;
+        }
+        read(addr + 12 * PAGE_SIZE)?;
+        let mut seen = Seen::default();
+        assert_eq!(walk(addr, addr + 16 * PAGE_SIZE, &mut seen)?, Continue(()));
+
+        // One PTE table covers the range: every entry is reported, in order.
+        assert_eq!(seen.ptes.len(), 16);
+        for (i, (a, _)) in seen.ptes.iter().enumerate() {
+            assert_eq!(*a, addr + i * PAGE_SIZE);
+        }
+        let want = [0, 3, 4, 9, 12].map(|p| addr + p * PAGE_SIZE);
+        assert_eq!(&present(&seen)[..], &want[..]);
+        for (a, pte) in seen.ptes.iter() {
+            let page = (a - addr) / PAGE_SIZE;
+            match page {
+                0 | 3 | 4 | 9 => {
+                    assert!(pte.is_write() && pte.is_dirty() && pte.is_young());
+                    assert!(!pte.is_zero_pfn() && pte.pfn().is_some());
+                }
+                // A read fault on anonymous memory maps the shared zero page, read-only.
+                12 => assert!(pte.is_zero_pfn() && !pte.is_write()),
+                _ => assert!(pte.is_none() && matches!(pte.kind(), PteKind::None)),
+            }
+            assert!(!pte.is_uffd());
+        }
+        assert_eq!(seen.vmas.len(), 1);
+        assert!(seen.huge.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn reports_holes_inside_and_outside_vmas() -> Result {
+        let addr = vm_mmap(4 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+        // Nothing is populated: the VMA has no page table at all, or one with none entries.
+        let mut seen = Seen::default();
+        let (start, end) = (addr - 8 * PAGE_SIZE, addr + 4 * PAGE_SIZE);
+        assert_eq!(walk(start, end, &mut seen)?, Continue(()));
+        assert!(present(&seen).is_empty());
+        // The part below the mapping is a hole outside any VMA.
+        assert!(seen.holes.contains(&(start, addr, false)));
+        // The mapping itself is either a hole inside the VMA or none PTEs.
+        let covered = seen
+            .holes
+            .iter()
+            .filter(|h| h.2)
+            .map(|h| h.1 - h.0)
+            .sum::<usize>()
+            + seen.ptes.len() * PAGE_SIZE;
+        assert_eq!(covered, 4 * PAGE_SIZE);
+        assert_eq!(&seen.vmas[..], &[(addr, end)][..]);
+        Ok(())
+    }
+
+    #[test]
+    fn walks_each_vma_and_skips_on_request() -> Result {
+        // Different protections keep the two mappings apart as two VMAs.
+        let a = vm_mmap(4 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+        let b = vm_mmap(4 * PAGE_SIZE, prot::READ)?;
+        touch(a)?;
+        read(b)?;
+        let (start, end) = (a.min(b), a.max(b) + 4 * PAGE_SIZE);
+
+        let mut seen = Seen::default();
+        assert_eq!(walk(start, end, &mut seen)?, Continue(()));
+        assert_eq!(seen.vmas.len(), 2);
+        assert!(seen.vmas[0].1 <= seen.vmas[1].0);
+        let mut want = [a, b];
+        want.sort_unstable();
+        assert_eq!(&present(&seen)[..], &want[..]);
+
+        let mut seen = Seen {
+            skip: Some(a),
+            ..Seen::default()
+        };
+        assert_eq!(walk(start, end, &mut seen)?, Continue(()));
+        assert_eq!(seen.vmas.len(), 2);
+        assert_eq!(&present(&seen)[..], &[b][..]);
+        Ok(())
+    }
+
+    #[test]
+    fn stops_early_and_propagates_errors() -> Result {
+        let addr = vm_mmap(8 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+        for page in 0..8 {
+            touch(addr + page * PAGE_SIZE)?;
+        }
+        let mut seen = Seen {
+            stop_after: Some(3),
+            ..Seen::default()
+        };
+        assert_eq!(walk(addr, addr + 8 * PAGE_SIZE, &mut seen)?, Break(()));
+        assert_eq!(present(&seen).len(), 3);
+
+        let mut seen = Seen {
+            fail: Some(ENOSPC),
+            ..Seen::default()
+        };
+        assert_eq!(walk(addr, addr + 8 * PAGE_SIZE, &mut seen), Err(ENOSPC));
+        assert_eq!(seen.ptes.len(), 1);
+
+        assert_eq!(walk(addr, addr, &mut Seen::default()), Err(EINVAL));
+        Ok(())
+    }
+
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    #[test]
+    fn sees_and_splits_transparent_huge_pages() -> Result {
+        // Two huge pages' worth, so that one aligned huge page fits inside.
+        let map = vm_mmap(2 * PMD_SIZE, prot::READ | prot::WRITE)?;
+        let start = map.next_multiple_of(PMD_SIZE);
+        let end = start + PMD_SIZE;
+        touch(start)?;
+
+        let mut seen = Seen::default();
+        assert_eq!(walk(start, end, &mut seen)?, Continue(()));
+        // THP is "always" in the test config: the write fault maps a whole huge page.
+        assert_eq!(seen.huge.len(), 1);
+        let (s, e, pmd) = seen.huge[0];
+        assert_eq!((s, e), (start, end));
+        assert!(pmd.is_present() && pmd.is_trans_huge() && pmd.pfn().is_some());
+        assert!(!pmd.is_huge_zero() && !pmd.is_uffd());
+        assert!(seen.ptes.is_empty());
+        assert_eq!(seen.lockless_huge.as_slice(), &[true]);
+
+        // After a split, the same memory is 512 present PTEs.
+        let mut seen = Seen {
+            split: true,
+            ..Seen::default()
+        };
+        assert_eq!(walk(start, end, &mut seen)?, Continue(()));
+        assert!(seen.huge.is_empty());
+        assert_eq!(present(&seen).len(), PMD_SIZE / PAGE_SIZE);
+
+        // Now the entry points at a table: not huge, with or without the lock.
+        let mut seen = Seen::default();
+        assert_eq!(walk(start, end, &mut seen)?, Continue(()));
+        assert!(seen.huge.is_empty());
+        assert_eq!(seen.lockless_huge.as_slice(), &[false]);
+        Ok(())
+    }
+}
+
+#[kunit_tests(rust_mm_pagewalk_uffd)]
+mod uffd_wp {
+    use super::walk::{ptes, read, touch, uffd};
+    use super::*;
+
+    /// Registers the VMA at `addr` for userfaultfd write protection, as far as the page tables
+    /// are concerned: it gets `VM_UFFD_WP`, without a userfaultfd context. A write to an entry
+    /// it protects then fails (`handle_userfault()` without a context answers `SIGBUS`), so the
+    /// tests only read protected pages.
+    fn register_uffd_wp(addr: usize) -> Result {
+        let current = crate::current!();
+        let mm = current.mm().ok_or(ESRCH)?;
+        let mm = mm.as_raw();
+        // SAFETY: `mm` is the test's live address space; the VMA's flags are changed under the
+        // mmap write lock, as `vm_flags_set()` requires.
+        let found = unsafe {
+            bindings::mmap_write_lock(mm);
+            let vma = bindings::vma_lookup(mm, addr);
+            if !vma.is_null() {
+                bindings::vm_flags_set(vma, bindings::VM_UFFD_WP as bindings::vm_flags_t);
+            }
+            bindings::mmap_write_unlock(mm);
+            !vma.is_null()
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(EINVAL)
+        }
+    }
+
+    /// A walker that write-protects the entries of given pages, and then fails if asked to.
+    struct Protect {
+        base: usize,
+        pages: &'static [usize],
+        /// Whether `uffd_wp()` gave a view of each table, huge page or hole met.
+        views: KVec<bool>,
+        fail: Option<Error>,
+    }
+
+    impl Protect {
+        fn new(base: usize, pages: &'static [usize]) -> Result<Self> {
+            Ok(Self {
+                base,
+                pages,
+                views: KVec::with_capacity(8, GFP_KERNEL)?,
+                fail: None,
+            })
+        }
+
+        fn wants(&self, addr: usize) -> bool {
+            self.pages.contains(&((addr - self.base) / PAGE_SIZE))
+        }
+    }
+
+    #[vtable]
+    impl PageWalker for Protect {
+        fn pmd_entry(&mut self, entry: &mut PmdEntry<'_>) -> WalkResult {
+            match entry.lock() {
+                PmdLock::Table(mut ptes) => {
+                    let wp = ptes.uffd_wp();
+                    self.views
+                        .push_within_capacity(wp.is_some())
+                        .map_err(|_| ENOMEM)?;
+                    let Some(mut wp) = wp else {
+                        return Ok(Continue(()));
+                    };
+                    for i in 0..wp.len() {
+                        if self.wants(wp.addr(i)) {
+                            wp.protect(i)?;
+                        }
+                    }
+                    // The table is unlocked on the way out, after the flush, error or not.
+                    self.fail.map_or(Ok(Continue(())), Err)
+                }
+                PmdLock::Huge(mut huge) => {
+                    let wants = self.wants(huge.start());
+                    if let Some(mut wp) = huge.uffd_wp().filter(|_| wants) {
+                        wp.protect()?;
+                    }
+                    self.fail.map_or(Ok(Continue(())), Err)
+                }
+                PmdLock::Retry => Ok(Continue(())),
+            }
+        }
+
+        fn pte_hole(&mut self, hole: &mut Hole<'_>) -> WalkResult {
+            let (start, end) = (hole.start(), hole.end());
+            let wp = hole.uffd_wp();
+            self.views
+                .push_within_capacity(wp.is_some())
+                .map_err(|_| ENOMEM)?;
+            if let Some(mut wp) = wp {
+                wp.protect(start, end)?;
+            }
+            Ok(Continue(()))
+        }
+    }
+
+    fn walk_uffd_wp<T: PageWalker>(start: usize, end: usize, walker: &mut T) -> WalkResult {
+        let current = crate::current!();
+        let mm = current.mm().ok_or(ESRCH)?;
+        let guard = mm.mmap_read_lock();
+        guard.walk_page_range_uffd_wp(start, end, walker)
+    }
+
+    #[test]
+    fn protects_only_registered_vmas_in_uffd_wp_walks() -> Result {
+        let addr = vm_mmap(8 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+        let end = addr + 8 * PAGE_SIZE;
+        touch(addr)?;
+
+        // Not registered: no view, in either kind of walk.
+        let mut p = Protect::new(addr, &[0])?;
+        assert_eq!(walk_uffd_wp(addr, end, &mut p)?, Continue(()));
+        assert_eq!(p.views.as_slice(), &[false]);
+        register_uffd_wp(addr)?;
+        // Registered, but not a walk for write protection: no view either.
+        let mut p = Protect::new(addr, &[0])?;
+        assert_eq!(super::walk::walk(addr, end, &mut p)?, Continue(()));
+        assert_eq!(p.views.as_slice(), &[false]);
+        assert!(!uffd(ptes(addr, end)?[0]));
+        // Both: the page gets protected.
+        let mut p = Protect::new(addr, &[0])?;
+        assert_eq!(walk_uffd_wp(addr, end, &mut p)?, Continue(()));
+        assert_eq!(p.views.as_slice(), &[true]);
+        assert!(uffd(ptes(addr, end)?[0]));
+        Ok(())
+    }
+
+    #[test]
+    fn protects_present_entries_and_flushes_them() -> Result {
+        let addr = vm_mmap(8 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+        let end = addr + 8 * PAGE_SIZE;
+        for page in [0, 1, 2] {
+            touch(addr + page * PAGE_SIZE)?;
+        }
+        register_uffd_wp(addr)?;
+        take_flush();
+        let mut p = Protect::new(addr, &[0, 1, 5])?;
+        assert_eq!(walk_uffd_wp(addr, end, &mut p)?, Continue(()));
+        assert_eq!(p.views.as_slice(), &[true]);
+        // Pages 0 and 1 were present and writable: flushed, both, before the unlock.
+        assert_eq!(take_flush(), (addr, addr + 2 * PAGE_SIZE));
+
+        let ptes = ptes(addr, end)?;
+        for pte in [ptes[0], ptes[1]] {
+            // Protected: uffd bit set, no longer writable, still present and dirty.
+            let pte = pte.ok_or(EINVAL)?;
+            assert!(pte.is_uffd() && !pte.is_write() && pte.is_present() && pte.is_dirty());
+        }
+        let pte = ptes[2].ok_or(EINVAL)?;
+        assert!(!pte.is_uffd() && pte.is_write());
+        // A none entry of an anonymous VMA without `UFFD_FEATURE_WP_UNPOPULATED` (here without
+        // any context) gets no marker.
+        assert!(ptes[5].is_some_and(Pte::is_none));
+        // A protected page can still be read.
+        read(addr)?;
+
+        // A present entry is flushed again when it is protected again; a none entry needs no
+        // flush, whether it gets a marker or not.
+        let mut p = Protect::new(addr, &[0, 7])?;
+        assert_eq!(walk_uffd_wp(addr, end, &mut p)?, Continue(()));
+        assert_eq!(take_flush(), (addr, addr + PAGE_SIZE));
+        Ok(())
+    }
+
+    #[test]
+    fn flushes_before_unlock_on_an_error_return() -> Result {
+        let addr = vm_mmap(8 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+        let end = addr + 8 * PAGE_SIZE;
+        for page in 0..8 {
+            touch(addr + page * PAGE_SIZE)?;
+        }
+        register_uffd_wp(addr)?;
+        take_flush();
+        let mut p = Protect {
+            fail: Some(ENOSPC),
+            ..Protect::new(addr, &[3, 4])?
+        };
+        assert_eq!(walk_uffd_wp(addr, end, &mut p), Err(ENOSPC));
+        // The walker returned an error with two entries protected: the guard flushed them.
+        assert_eq!(take_flush(), (addr + 3 * PAGE_SIZE, addr + 5 * PAGE_SIZE));
+        let ptes = ptes(addr, end)?;
+        assert!(uffd(ptes[3]) && uffd(ptes[4]) && !uffd(ptes[5]));
+        Ok(())
+    }
+
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    #[test]
+    fn protects_whole_huge_pages_only() -> Result {
+        let map = vm_mmap(2 * PMD_SIZE, prot::READ | prot::WRITE)?;
+        let start = map.next_multiple_of(PMD_SIZE);
+        let end = start + PMD_SIZE;
+        touch(start)?;
+        register_uffd_wp(start)?;
+        take_flush();
+
+        // Part of a huge page cannot be protected: the walk fails, nothing changed.
+        let mut p = Protect::new(start, &[0])?;
+        assert_eq!(walk_uffd_wp(start, start + PAGE_SIZE, &mut p), Err(EINVAL));
+        assert_eq!(take_flush(), (0, 0));
+
+        let mut p = Protect::new(start, &[0])?;
+        assert_eq!(walk_uffd_wp(start, end, &mut p)?, Continue(()));
+        assert_eq!(take_flush(), (start, end));
+        // Split for the check: every page of the huge page has the protection.
+        let ptes = ptes(start, end)?;
+        assert_eq!(ptes.len(), PMD_SIZE / PAGE_SIZE);
+        assert!(ptes
+            .iter()
+            .all(|pte| pte.is_some_and(|p| p.is_uffd() && !p.is_write())));
+        Ok(())
+    }
+}
