@@ -234,7 +234,7 @@ impl MmapReadGuard<'_> {
         // SAFETY: By the type invariants of `MmapReadGuard`, the mmap read lock of `self.mm` is
         // held, as `PGWALK_RDLOCK` requires, for the whole call. The ops table is static and its
         // callbacks expect `private` to be a `T`, which `walker` is; it outlives the call and is
-        // not otherwise used during it. With `UFFD_WP`, the callers runs the walk inside an mmu
+        // not otherwise used during it. With `UFFD_WP`, the caller runs the walk inside an mmu
         // notifier invalidation of `start..end`, as the callbacks then expect.
         let ret = unsafe {
             bindings::walk_page_range(
