@@ -3,7 +3,11 @@
 # Every patch of the series must build on its own: build each prefix of the
 # series (base + patches 1..k) in the KUnit build directory, where the Rust
 # KUnit tests are compiled too, with clippy.  Incremental, so each step
-# rebuilds only what the patch changes.  Leaves $TREE at the series' HEAD.
+# rebuilds only what the patch changes.  Each prefix is compiled and archived
+# (vmlinux.a: every object of the kernel, Rust crates, doctests and KUnit
+# suites included) but not linked: the three kallsyms links of a lockdep
+# kernel were most of a step, and the whole series is linked and booted by
+# the kunit step.  Leaves $TREE at the series' HEAD.
 . "$(dirname "$0")/lib.sh"
 
 [ -f "$KUNIT_BUILD/.config" ] || die "no KUnit build directory yet: run 'make kunit' first"
@@ -17,7 +21,7 @@ for c in $(git rev-list --reverse "$BASE_TAG..$head"); do
 	git checkout -q --detach "$c"
 	subject=$(git log -1 --format=%s "$c")
 	blog=$CACHE/bisect-$n.log
-	if ! kmake "$KUNIT_BUILD" CLIPPY=1 all >"$blog" 2>&1; then
+	if ! kmake "$KUNIT_BUILD" CLIPPY=1 vmlinux.a >"$blog" 2>&1; then
 		grep -E -B2 -A8 'error(\[E[0-9]+\])?:' "$blog" | head -30 >&2
 		log "patch $n does not build on its own: $subject (log: $blog)"
 		fail=$((fail + 1))
