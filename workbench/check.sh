@@ -18,8 +18,11 @@ done
 mapfile -t series < <(find "$PATCHES" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort)
 for p in "${series[@]}"; do
 	# The base is a source package without git history, so checkpatch cannot
-	# look up the ids of Fixes: tags; everything else is checked.
-	out=$(scripts/checkpatch.pl --strict --codespell --codespellfile "$spell" --ignore UNKNOWN_COMMIT_ID "$p" 2>&1 || true)
+	# look up the ids of Fixes: tags.  FILE_PATH_CHANGES ("does MAINTAINERS
+	# need updating?") warns on every new file of a patch that does not touch
+	# MAINTAINERS, even one in a directory MAINTAINERS covers; the check below
+	# asks get_maintainer.pl instead.  Everything else is checked.
+	out=$(scripts/checkpatch.pl --strict --codespell --codespellfile "$spell" --ignore UNKNOWN_COMMIT_ID,FILE_PATH_CHANGES "$p" 2>&1 || true)
 	tot=$(echo "$out" | sed -n 's/^total: \([0-9]*\) errors, \([0-9]*\) warnings, \([0-9]*\) checks.*/\1 \2 \3/p')
 	if [ "$tot" != "0 0 0" ]; then
 		echo "$out" | grep -v '^$' >&2
@@ -28,6 +31,21 @@ for p in "${series[@]}"; do
 	fi
 done
 log "checkpatch --strict --codespell: ${#series[@]} patch(es) checked"
+
+# Every file the series adds has a maintainer: a MAINTAINERS entry with an M:
+# covers it (get_maintainer.pl names someone with the "maintainer" role).
+uncovered=0
+while read -r f; do
+	if ! scripts/get_maintainer.pl --nogit --nogit-fallback -f "$f" 2>/dev/null | grep -q '(maintainer:'; then
+		log "no MAINTAINERS entry covers $f"
+		uncovered=$((uncovered + 1))
+	fi
+done < <(git diff --name-only --diff-filter=A "$BASE_TAG" HEAD)
+if [ "$uncovered" = 0 ]; then
+	log "MAINTAINERS covers every added file"
+else
+	fail=1
+fi
 
 if ! kmake "$BUILD" rustfmtcheck >"$BUILD/rustfmt.log" 2>&1; then
 	head -60 "$BUILD/rustfmt.log" >&2
