@@ -421,6 +421,43 @@ mod uffd_wp {
         }
     }
 
+    /// A walker that tries to protect each hole it meets: past its end, unaligned, and whole.
+    struct ProtectHoles {
+        /// Each hole met, and the results of the three tries if `uffd_wp()` gave a view.
+        holes: KVec<(usize, usize, Option<[Result; 3]>)>,
+    }
+
+    impl ProtectHoles {
+        fn new() -> Result<Self> {
+            Ok(Self {
+                holes: KVec::with_capacity(8, GFP_KERNEL)?,
+            })
+        }
+    }
+
+    #[vtable]
+    impl PageWalker for ProtectHoles {
+        // Without a `pmd_entry` the C walker would not go below the top level.
+        fn pmd_entry(&mut self, _entry: &mut PmdEntry<'_>) -> WalkResult {
+            Ok(Continue(()))
+        }
+
+        fn pte_hole(&mut self, hole: &mut Hole<'_>) -> WalkResult {
+            let (start, end) = (hole.start(), hole.end());
+            let tries = hole.uffd_wp().map(|mut wp| {
+                [
+                    wp.protect(start, end + PAGE_SIZE),
+                    wp.protect(start + 1, end),
+                    wp.protect(start, end),
+                ]
+            });
+            self.holes
+                .push_within_capacity((start, end, tries))
+                .map_err(|_| ENOMEM)?;
+            Ok(Continue(()))
+        }
+    }
+
     fn walk_uffd_wp<T: PageWalker>(start: usize, end: usize, walker: &mut T) -> WalkResult {
         let current = crate::current!();
         let mm = current.mm().ok_or(ESRCH)?;
@@ -534,6 +571,35 @@ mod uffd_wp {
         assert!(ptes
             .iter()
             .all(|pte| pte.is_some_and(|p| p.is_uffd() && !p.is_write())));
+        Ok(())
+    }
+
+    #[test]
+    fn protects_holes_within_them_only() -> Result {
+        // A huge-page aligned range where nothing was ever mapped: one hole, no PTE table.
+        let map = vm_mmap(2 * PMD_SIZE, prot::READ | prot::WRITE)?;
+        let start = map.next_multiple_of(PMD_SIZE);
+        let end = start + PMD_SIZE;
+
+        // Not registered, or not a walk for write protection: no view.
+        let mut p = ProtectHoles::new()?;
+        assert_eq!(walk_uffd_wp(start, end, &mut p)?, Continue(()));
+        assert_eq!(p.holes.as_slice(), &[(start, end, None)]);
+        register_uffd_wp(start)?;
+        let mut p = ProtectHoles::new()?;
+        assert_eq!(super::walk::walk(start, end, &mut p)?, Continue(()));
+        assert_eq!(p.holes.as_slice(), &[(start, end, None)]);
+
+        // Both: a range past the hole or not page-aligned is refused, the hole is protected.
+        let mut p = ProtectHoles::new()?;
+        assert_eq!(walk_uffd_wp(start, end, &mut p)?, Continue(()));
+        assert_eq!(
+            p.holes.as_slice(),
+            &[(start, end, Some([Err(EINVAL), Err(EINVAL), Ok(())]))]
+        );
+        // An anonymous VMA without `UFFD_FEATURE_WP_UNPOPULATED` gets no markers, so no table
+        // was allocated for them.
+        assert!(ptes(start, end)?.iter().all(Option::is_none));
         Ok(())
     }
 }
