@@ -13,6 +13,14 @@
 //! and the regions go through a bounce buffer of at most one PMD's worth of entries that is
 //! copied to user space after each locked walk. A scan that stops early returns where it stopped
 //! in `walk_end`, so that the caller can resume from there.
+//!
+//! The mmap read lock is held for one walk at a time, not for the whole scan: when a task waits
+//! for the lock (an `mmap()` or `munmap()` of the process, and every reader queued behind it), the
+//! walk ends at the next page-table boundary, after the guards of what it holds have flushed what
+//! they protected, and the scan gives the lock up and resumes there. The region being built stays
+//! open across the gap, so a scan of a layout that does not change meanwhile reports exactly what
+//! one uninterrupted walk would; one of a layout that changes reports what the sequence of
+//! shorter scans around the change would.
 
 use core::{
     mem::{offset_of, size_of},
@@ -29,7 +37,7 @@ use kernel::{
         },
         pgtable::{Pmd, Pte},
         virt::{flags, VmaRef},
-        Mm,
+        Mm, MmWithUser,
     },
     page::PAGE_SIZE,
     prelude::*,
@@ -281,13 +289,16 @@ impl Output {
         }
     }
 
-    /// Copies the regions to the user's vector; returns how many.
-    fn flush(&mut self) -> Result<usize> {
-        if let Some(cur) = self.cur.take() {
-            // `cur` counts towards `cap`, so it fits.
-            self.buf
-                .push_within_capacity(cur.to_raw())
-                .map_err(|_| ENOMEM)?;
+    /// Copies the regions to the user's vector; returns how many. The region being built goes
+    /// too, unless `keep_open` (the scan goes on where it left off, and may extend it).
+    fn flush(&mut self, keep_open: bool) -> Result<usize> {
+        if !keep_open {
+            if let Some(cur) = self.cur.take() {
+                // `cur` counts towards `cap`, so it fits.
+                self.buf
+                    .push_within_capacity(cur.to_raw())
+                    .map_err(|_| ENOMEM)?;
+            }
         }
         let n = self.buf.len();
         if n == 0 {
@@ -613,6 +624,8 @@ struct Scan {
     found: usize,
     /// Where the last walk stopped, if it stopped early.
     stopped_at: Option<usize>,
+    /// The last walk stopped only to give the mmap lock up to a task waiting for it.
+    gave_way: bool,
 }
 
 /// What [`Scan::report`] did.
@@ -659,12 +672,26 @@ impl Scan {
             out,
             found: 0,
             stopped_at: None,
+            gave_way: false,
             args,
         })
     }
 
     fn write_protects(&self) -> bool {
         self.args.flags & WP_MATCHING != 0
+    }
+
+    /// Ends the walk at `at`, where a page table or a hole ended, if a task waits for the mmap
+    /// lock: [`pagemap_scan`] then gives the lock up and resumes at `at`. Anything the walk held
+    /// there has been unlocked, and flushed, by then.
+    #[inline(always)]
+    fn give_way(&mut self, walk: ControlFlow<()>, mm: &MmWithUser, at: usize) -> ControlFlow<()> {
+        if walk.is_continue() && at < self.args.end && mm.mmap_lock_is_contended() {
+            self.stopped_at = Some(at);
+            self.gave_way = true;
+            return Break(());
+        }
+        walk
     }
 
     /// Reports `start..end` with `categories`, as much of it as the limits allow.
@@ -879,6 +906,34 @@ impl PageWalker for Scan {
 
     #[inline]
     fn pmd_entry(&mut self, entry: &mut PmdEntry<'_>) -> WalkResult {
+        match self.scan_pmd(entry)? {
+            Some(walk) => Ok(self.give_way(walk, entry.vma().mm(), entry.end())),
+            // The walk looks at the entry again before it goes on: it cannot stop here.
+            None => Ok(Continue(())),
+        }
+    }
+
+    #[inline]
+    fn pte_hole(&mut self, hole: &mut Hole<'_>) -> WalkResult {
+        let Some(vma) = hole.vma() else {
+            return Ok(Continue(()));
+        };
+        let walk = self.scan_hole(hole)?;
+        Ok(self.give_way(walk, vma.mm(), hole.end()))
+    }
+
+    #[inline]
+    fn hugetlb_entry(&mut self, entry: &mut HugetlbEntry<'_>) -> WalkResult {
+        let walk = self.scan_hugetlb(entry)?;
+        Ok(self.give_way(walk, entry.vma().mm(), entry.end()))
+    }
+}
+
+impl Scan {
+    /// Scans the entries of a PMD entry: a huge page, or a table of PTEs. Returns `None` if the
+    /// entry changed under the walk, which calls [`PageWalker::pmd_entry`] for it again.
+    #[inline(always)]
+    fn scan_pmd(&mut self, entry: &mut PmdEntry<'_>) -> Result<Option<ControlFlow<()>>> {
         if !self.write_protects() && !self.vma.file {
             // Reporting a huge entry needs nothing but its value, which the lock would not make
             // any truer: the entry may change as soon as the lock is dropped, as it may after
@@ -887,34 +942,32 @@ impl PageWalker for Scan {
             if let Some(pmd) = entry.huge_lockless() {
                 let categories = self.vma.categories(&PmdHuge { pmd, huge: None });
                 if !self.args.matches(categories) {
-                    return Ok(Continue(()));
+                    return Ok(Some(Continue(())));
                 }
-                return Ok(self.report(categories, entry.start(), entry.end()).walk());
+                return Ok(Some(self.report(categories, entry.start(), entry.end()).walk()));
             }
         }
         loop {
             match entry.lock() {
                 PmdLock::Huge(huge) => {
                     if let Some(walk) = self.scan_huge_pmd(huge)? {
-                        return Ok(walk);
+                        return Ok(Some(walk));
                     }
                 }
                 PmdLock::Table(mut ptes) => {
                     let walk = self.scan_ptes(&mut ptes);
                     drop(ptes);
                     cond_resched();
-                    return walk;
+                    return walk.map(Some);
                 }
-                PmdLock::Retry => return Ok(Continue(())),
+                PmdLock::Retry => return Ok(None),
             }
         }
     }
 
-    #[inline]
-    fn pte_hole(&mut self, hole: &mut Hole<'_>) -> WalkResult {
-        if hole.vma().is_none() {
-            return Ok(Continue(()));
-        }
+    /// Scans a range without page tables in a VMA.
+    #[inline(always)]
+    fn scan_hole(&mut self, hole: &mut Hole<'_>) -> WalkResult {
         let categories = self.vma.categories(&Unpopulated);
         if !self.args.matches(categories) {
             return Ok(Continue(()));
@@ -928,8 +981,9 @@ impl PageWalker for Scan {
         Ok(reported.walk())
     }
 
-    #[inline]
-    fn hugetlb_entry(&mut self, entry: &mut HugetlbEntry<'_>) -> WalkResult {
+    /// Scans a hugetlb entry.
+    #[inline(always)]
+    fn scan_hugetlb(&mut self, entry: &mut HugetlbEntry<'_>) -> WalkResult {
         let (start, end, size) = (entry.start(), entry.end(), entry.size());
         if !self.write_protects() {
             let categories = self.vma.categories(&entry.pte());
@@ -994,7 +1048,8 @@ fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
             }
             Err(e) => Err(e),
         };
-        let flushed = scan.out.as_mut().map_or(Ok(0), Output::flush);
+        let gave_way = core::mem::take(&mut scan.gave_way);
+        let flushed = scan.out.as_mut().map_or(Ok(0), |out| out.flush(gave_way));
         let stopped = match (walked, flushed) {
             (_, Err(e)) | (Err(e), _) => {
                 result = Err(e);
@@ -1006,10 +1061,14 @@ fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
             }
         };
         let room = scan.out.as_ref().map_or(0, |out| out.room);
-        if !stopped || room == 0 || scan.found == scan.args.max_pages {
+        if !stopped || (!gave_way && (room == 0 || scan.found == scan.args.max_pages)) {
             break;
         }
         walk_start = scan.stopped_at.unwrap_or(end);
+        if gave_way {
+            // Let the waiting task have the lock before this one asks for it again.
+            cond_resched();
+        }
     }
 
     let walk_end = scan.stopped_at.unwrap_or(end);

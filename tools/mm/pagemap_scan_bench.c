@@ -20,6 +20,16 @@
  * -j writes the results as JSON lines (one object per scenario and size).
  * -q: quick, for a smoke test (2 rounds, 16 MiB).
  *
+ * The lock-wait scenario (-o lock-wait, or all) measures what a scan costs the
+ * rest of the process: a thread maps and unmaps one page every 50 us, which
+ * takes the mmap lock for writing, while WRITTEN + WP_MATCHING polls of clean
+ * uffd-wp memory (nothing reported: one walk per call) scan 16 GiB with one
+ * page per 2M, and 1 GiB of populated pages. It reports the median and the
+ * worst time of the thread's mmap()+munmap() during the scans, and the scan's
+ * cost per page with the thread in the same process (it waits for the scan's
+ * lock) and in another process (same CPU load, no lock shared): their ratio
+ * is what giving the lock up costs the scan.
+ *
  * Times are wall-clock (CLOCK_MONOTONIC) of the guest. Under QEMU's -icount
  * they are instruction counts (1 ns per instruction), which do not depend on
  * the host; the output says which kind it is when told (-k KIND).
@@ -34,9 +44,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -456,10 +468,168 @@ static void run(const struct scenario *sc, size_t mib)
 	}
 }
 
+/* The lock-wait scenario: see the top of the file. */
+#define MAPPER_SAMPLES	(1 << 16)
+
+struct mapper {
+	int run, quit;
+	unsigned long ops;
+	uint64_t wait[MAPPER_SAMPLES];
+};
+
+static void *mapper_loop(void *arg)
+{
+	struct mapper *m = arg;
+	const struct timespec pause = { 0, 50000 }, idle = { 0, 1000000 };
+
+	while (!__atomic_load_n(&m->quit, __ATOMIC_ACQUIRE)) {
+		unsigned long n;
+		uint64_t t;
+		void *p;
+
+		if (!__atomic_load_n(&m->run, __ATOMIC_ACQUIRE)) {
+			nanosleep(&idle, NULL);
+			continue;
+		}
+		t = now_ns();
+		p = mmap(NULL, page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			 -1, 0);
+		if (p == MAP_FAILED)
+			die("mapper mmap");
+		munmap(p, page_size);
+		t = now_ns() - t;
+		n = __atomic_load_n(&m->ops, __ATOMIC_RELAXED);
+		if (n < MAPPER_SAMPLES)
+			m->wait[n] = t;
+		__atomic_store_n(&m->ops, n + 1, __ATOMIC_RELEASE);
+		nanosleep(&pause, NULL);
+	}
+	return NULL;
+}
+
+/* A uffd-wp area of @len with a written page every @stride bytes, protected. */
+static int setup_lock_wait(struct area *a, size_t len, size_t stride)
+{
+	a->len = len;
+	a->pages = len / page_size;
+	a->mem = map_anon(len, MAP_NORESERVE);
+	if (!a->mem)
+		return -1;
+	madvise(a->mem, len, MADV_NOHUGEPAGE);
+	if (stride == (size_t)page_size)
+		populate(a->mem, len);
+	else
+		for (size_t off = 0; off < len; off += stride)
+			a->mem[off] = 1;
+	if (uffd_wp_async(a))
+		return -1;
+	protect_all(a);
+	return 0;
+}
+
+static void run_lock_wait(const char *layout, size_t len, size_t stride,
+			  struct mapper *other, struct mapper *same)
+{
+	struct area a = { .uffd = -1 };
+
+	if (setup_lock_wait(&a, len, stride)) {
+		printf("lock-wait %-7s setup failed: %s\n", layout, strerror(errno));
+		return;
+	}
+	for (enum impl impl = IMPL_C; impl <= IMPL_RUST; impl++) {
+		struct stats cost[2], wait[2];
+		unsigned long ops[2];
+
+		set_impl(impl);
+		for (int k = 0; k < 2; k++) {
+			struct mapper *m = k ? same : other;
+			uint64_t ns[MAX_ROUNDS];
+			unsigned long n;
+
+			__atomic_store_n(&m->ops, 0, __ATOMIC_RELEASE);
+			__atomic_store_n(&m->run, 1, __ATOMIC_RELEASE);
+			for (int r = 0; r < rounds; r++) {
+				uint64_t t = now_ns();
+
+				if (scan_written_wp(&a))
+					die("lock-wait: a clean scan found written pages");
+				ns[r] = now_ns() - t;
+			}
+			__atomic_store_n(&m->run, 0, __ATOMIC_RELEASE);
+			/* Let an operation in flight finish before its sample is read. */
+			usleep(20000);
+			n = __atomic_load_n(&m->ops, __ATOMIC_ACQUIRE);
+			ops[k] = n;
+			n = n < MAPPER_SAMPLES ? n : MAPPER_SAMPLES;
+			cost[k] = summarize(ns, rounds, a.pages);
+			wait[k] = summarize(m->wait, n, 1);
+		}
+		printf("lock-wait %-7s %6zu MiB %-4s  %7.2f  %7.2f  %5.3f  %9.0f %11.0f  %9.0f %11.0f  %5lu\n",
+		       layout, len >> 20, impl_name[impl], cost[0].median, cost[1].median,
+		       cost[1].median / cost[0].median, wait[0].median, wait[0].max,
+		       wait[1].median, wait[1].max, ops[1]);
+		fflush(stdout);
+		if (json) {
+			fprintf(json, "{\"scenario\":\"lock-wait\",\"layout\":\"%s\",\"mib\":%zu,",
+				layout, len >> 20);
+			fprintf(json, "\"impl\":\"%s\",\"rounds\":%d,\"unit\":\"%s\",",
+				impl_name[impl], rounds, kind);
+			fprintf(json, "\"scan_per_page\":{\"other\":%.3f,\"same\":%.3f},",
+				cost[0].median, cost[1].median);
+			fprintf(json, "\"wait\":{\"other\":{\"median\":%.0f,\"max\":%.0f},",
+				wait[0].median, wait[0].max);
+			fprintf(json, "\"same\":{\"median\":%.0f,\"max\":%.0f}},\"ops\":%lu}\n",
+				wait[1].median, wait[1].max, ops[1]);
+			fflush(json);
+		}
+	}
+	close(a.uffd);
+	munmap(a.mem, a.len);
+}
+
+static void lock_wait(bool quick)
+{
+	struct mapper *m = mmap(NULL, 2 * sizeof(*m), PROT_READ | PROT_WRITE,
+				MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pthread_t thread;
+	pid_t child;
+
+	if (m == MAP_FAILED)
+		die("mmap");
+	/* m[0] runs in another process: the same load on the CPUs, another mmap lock. */
+	child = fork();
+	if (child < 0)
+		die("fork");
+	if (!child) {
+		mapper_loop(&m[0]);
+		_exit(0);
+	}
+	if (pthread_create(&thread, NULL, mapper_loop, &m[1]))
+		die("pthread_create");
+
+	printf("\nmmap_lock wait: mmap()+munmap() of one page every 50 us during WRITTEN + WP_MATCHING\n");
+	printf("polls of clean memory, %d rounds; scan: %s per page, in another process / the same\n",
+	       rounds, kind);
+	printf("one / ratio; wait: %s per mmap()+munmap(), median and worst, thread in another\n", kind);
+	printf("process / the same\n");
+	printf("%-17s %10s %-4s  %7s  %7s  %5s  %9s %11s  %9s %11s  %5s\n", "scenario", "size",
+	       "impl", "scan", "scan", "ratio", "wait med", "wait worst", "wait med",
+	       "wait worst", "ops");
+	run_lock_wait("sparse", quick ? 256UL << 20 : 16UL << 30, HPAGE, &m[0], &m[1]);
+	run_lock_wait("dense", quick ? 16UL << 20 : 1UL << 30, page_size, &m[0], &m[1]);
+
+	__atomic_store_n(&m[0].quit, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&m[1].quit, 1, __ATOMIC_RELEASE);
+	pthread_join(thread, NULL);
+	waitpid(child, NULL, 0);
+	munmap(m, 2 * sizeof(*m));
+}
+
 int main(int argc, char **argv)
 {
 	size_t sizes[8] = { 256, 1024 };
 	int nsizes = 2, opt;
+	bool quick = false;
 	char *only = NULL;
 
 	while ((opt = getopt(argc, argv, "r:s:j:k:o:q")) != -1) {
@@ -485,6 +655,7 @@ int main(int argc, char **argv)
 			only = optarg;
 			break;
 		case 'q':
+			quick = true;
 			rounds = 2;
 			sizes[0] = 16;
 			nsizes = 1;
@@ -514,6 +685,8 @@ int main(int argc, char **argv)
 		for (int s = 0; s < nsizes; s++)
 			run(&scenarios[i], sizes[s]);
 	}
+	if (!only || !strcmp(only, "lock-wait"))
+		lock_wait(quick);
 	set_impl(IMPL_RUST);
 	return 0;
 }

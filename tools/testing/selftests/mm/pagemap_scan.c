@@ -1220,6 +1220,209 @@ static void test_differential(void)
 	free(res[1].cats);
 }
 
+/*
+ * mmap_lock contention. The Rust scan gives the mmap lock up when a task
+ * waits for it, and resumes where it stopped; C holds it for the whole walk.
+ * Either way the results must be those of a scan that nobody disturbed:
+ *
+ * - a thread loops mmap()+munmap() of one page elsewhere while write-protecting
+ *   scans report the pages written since the last one: each scan reports
+ *   exactly those (its regions span page tables, so a region that the scan
+ *   split where it gave the lock up would show);
+ * - a thread remaps 2M chunks of the scanned range meanwhile: a resuming scan
+ *   never reports a region outside its range, out of order, or a page twice.
+ */
+#define CT_SPAN		(32UL << 20)
+#define CT_ROUNDS	12
+#define CT_GAP		300	/* every 300th page is left alone: runs cross PMDs */
+
+static int ct_stop;
+static unsigned long ct_ops;
+static char *ct_remap_area;
+
+static void *ct_mapper(void *unused)
+{
+	while (!__atomic_load_n(&ct_stop, __ATOMIC_RELAXED)) {
+		void *p = mmap(NULL, page_size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p == MAP_FAILED)
+			break;
+		munmap(p, page_size);
+		__atomic_add_fetch(&ct_ops, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void *ct_remapper(void *unused)
+{
+	unsigned int seed = 1;
+
+	while (!__atomic_load_n(&ct_stop, __ATOMIC_RELAXED)) {
+		char *chunk = ct_remap_area + rand_r(&seed) % (CT_SPAN / HPAGE_2M) * HPAGE_2M;
+
+		if (mmap(chunk, HPAGE_2M, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+			break;
+		for (size_t i = rand_r(&seed) % 8; i < HPAGE_2M / page_size; i += 1 + rand_r(&seed) % 64)
+			chunk[i * page_size] = 1;
+		__atomic_add_fetch(&ct_ops, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/* Round @round writes every page but those at CT_GAP intervals from @round. */
+static bool ct_written(size_t page, int round)
+{
+	return (page + round) % CT_GAP != 0;
+}
+
+static bool ct_exact_rounds(char *area, struct page_region *vec, size_t vec_len)
+{
+	const size_t pages = CT_SPAN / page_size;
+	bool ok = true;
+
+	for (int round = 0; round < CT_ROUNDS && ok; round++) {
+		unsigned long walk_end;
+		size_t want = 0;
+		long n;
+
+		for (size_t i = 0; i < pages; i++)
+			if (ct_written(i, round))
+				area[i * page_size] = round;
+		n = scan(area, area + CT_SPAN, vec, vec_len, 0, &walk_end);
+		/* The expected regions: the runs of written pages, in order. */
+		for (size_t i = 0; i < pages && ok; i++) {
+			size_t j = i;
+
+			if (!ct_written(i, round))
+				continue;
+			while (j < pages && ct_written(j, round))
+				j++;
+			if ((long)want >= n ||
+			    vec[want].start != (unsigned long)(area + i * page_size) ||
+			    vec[want].end != (unsigned long)(area + j * page_size) ||
+			    vec[want].categories != PAGE_IS_WRITTEN) {
+				ksft_print_msg("round %d: region %zu of %ld is not pages %zu-%zu\n",
+					       round, want, n, i, j);
+				ok = false;
+			}
+			want++;
+			i = j;
+		}
+		if (ok && (n != (long)want || walk_end != (unsigned long)(area + CT_SPAN))) {
+			ksft_print_msg("round %d: %ld regions, walk_end +%#lx; want %zu, +%#lx\n",
+				       round, n, walk_end - (unsigned long)area, want, CT_SPAN);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+static bool ct_sane_scans(char *area, int passes)
+{
+	struct page_region vec[7];
+	unsigned long end = (unsigned long)area + CT_SPAN;
+
+	for (int pass = 0; pass < passes; pass++) {
+		unsigned long start = (unsigned long)area, last = start;
+		int calls = 0;
+
+		while (start < end) {
+			struct pm_scan_arg arg = {
+				.size = sizeof(arg),
+				.start = start,
+				.end = end,
+				.vec = (unsigned long)vec,
+				.vec_len = 7,
+				.category_mask = PAGE_IS_PRESENT,
+				.return_mask = PAGE_IS_PRESENT,
+			};
+			long n = scan_arg(pagemap_fd, &arg);
+
+			if (n < 0 || ++calls > 100000) {
+				ksft_print_msg("pass %d: scan from +%#lx: %ld\n", pass,
+					       start - (unsigned long)area, n);
+				return false;
+			}
+			for (long i = 0; i < n; i++) {
+				/* In the range, in order, and after the last call's. */
+				if (vec[i].start < last || vec[i].end <= vec[i].start ||
+				    vec[i].end > arg.walk_end || arg.walk_end > end) {
+					ksft_print_msg("pass %d: region %#llx-%#llx after +%#lx, walk_end +%#llx\n",
+						       pass, (unsigned long long)vec[i].start,
+						       (unsigned long long)vec[i].end,
+						       last - (unsigned long)area,
+						       (unsigned long long)arg.walk_end);
+					return false;
+				}
+				last = vec[i].end;
+			}
+			if (arg.walk_end <= start) {
+				ksft_print_msg("pass %d: no progress at +%#lx\n", pass,
+					       start - (unsigned long)area);
+				return false;
+			}
+			start = arg.walk_end;
+		}
+	}
+	return true;
+}
+
+static void test_contention(void)
+{
+	struct page_region *vec = calloc(4096, sizeof(*vec));
+	unsigned long ops_exact, ops_remap;
+	pthread_t thread;
+	bool quiet, busy, sane;
+	char *area;
+	int uffd;
+
+	area = mmap(NULL, CT_SPAN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ct_remap_area = mmap(NULL, CT_SPAN + HPAGE_2M, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!vec || area == MAP_FAILED || ct_remap_area == MAP_FAILED)
+		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
+	ct_remap_area = (char *)(((unsigned long)ct_remap_area + HPAGE_2M - 1) & ~(HPAGE_2M - 1));
+	/* Small pages: the scan meets a page table per 2M, and may stop after each. */
+	madvise(area, CT_SPAN, MADV_NOHUGEPAGE);
+	uffd = uffd_wp_async(area, CT_SPAN);
+	if (uffd < 0) {
+		ksft_test_result_fail("contention: uffd register: %s\n", strerror(-uffd));
+		return;
+	}
+	quiet = ct_exact_rounds(area, vec, 4096);
+
+	ct_stop = 0;
+	ct_ops = 0;
+	if (pthread_create(&thread, NULL, ct_mapper, NULL))
+		ksft_exit_fail_msg("pthread_create: %s\n", strerror(errno));
+	busy = ct_exact_rounds(area, vec, 4096);
+	__atomic_store_n(&ct_stop, 1, __ATOMIC_RELAXED);
+	pthread_join(thread, NULL);
+	ops_exact = ct_ops;
+
+	ct_stop = 0;
+	ct_ops = 0;
+	memset(ct_remap_area, 1, CT_SPAN);
+	if (pthread_create(&thread, NULL, ct_remapper, NULL))
+		ksft_exit_fail_msg("pthread_create: %s\n", strerror(errno));
+	sane = ct_sane_scans(ct_remap_area, 20);
+	__atomic_store_n(&ct_stop, 1, __ATOMIC_RELAXED);
+	pthread_join(thread, NULL);
+	ops_remap = ct_ops;
+
+	ksft_print_msg("contention: %lu mmap+munmap during %d exact scans, %lu remaps during 20 passes\n",
+		       ops_exact, CT_ROUNDS, ops_remap);
+	if (!ops_exact || !ops_remap)
+		ksft_print_msg("contention: a thread made no progress\n");
+	ksft_test_result(quiet && busy && sane && ops_exact && ops_remap,
+			 "contention: results unchanged while mmap() waits; remapping never yields a stray or repeated region\n");
+	close(uffd);
+	munmap(area, CT_SPAN);
+	free(vec);
+}
+
 int main(void)
 {
 	ksft_print_header();
@@ -1227,7 +1430,7 @@ int main(void)
 	pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
 	if (pagemap_fd < 0)
 		ksft_exit_fail_msg("open /proc/self/pagemap: %s\n", strerror(errno));
-	ksft_set_plan(11);
+	ksft_set_plan(12);
 	test_hugetlb_max_pages_resume();
 	test_hugetlb_cut();
 	test_walk_end();
@@ -1239,6 +1442,7 @@ int main(void)
 	test_accessed();
 	test_migration();
 	test_differential();
+	test_contention();
 	ksft_finished();
 }
 
