@@ -1319,12 +1319,21 @@ static bool ct_exact_rounds(char *area, struct page_region *vec, size_t vec_len)
 	return ok;
 }
 
-static bool ct_sane_scans(char *area, int passes)
+/*
+ * Resuming PRESENT scans of @area while ct_remapper() remaps it: at least
+ * @passes of them, and on until the remapper has done @remaps remaps.
+ */
+static bool ct_sane_scans(char *area, int passes, unsigned long remaps)
 {
 	struct page_region vec[7];
 	unsigned long end = (unsigned long)area + CT_SPAN;
 
-	for (int pass = 0; pass < passes; pass++) {
+	for (int pass = 0; pass < passes || __atomic_load_n(&ct_ops, __ATOMIC_RELAXED) < remaps;
+	     pass++) {
+		if (pass == 100000) {
+			ksft_print_msg("the remapper made no progress in %d passes\n", pass);
+			return false;
+		}
 		unsigned long start = (unsigned long)area, last = start;
 		int calls = 0;
 
@@ -1391,6 +1400,9 @@ static void test_contention(void)
 		ksft_test_result_fail("contention: uffd register: %s\n", strerror(-uffd));
 		return;
 	}
+	/* Everything protected, and never-written pages with markers, before the rounds. */
+	if (scan(area, area + CT_SPAN, vec, 4096, 0, &(unsigned long){ 0 }) < 0)
+		ksft_exit_fail_msg("initial protection: %s\n", strerror(errno));
 	quiet = ct_exact_rounds(area, vec, 4096);
 
 	ct_stop = 0;
@@ -1404,15 +1416,18 @@ static void test_contention(void)
 
 	ct_stop = 0;
 	ct_ops = 0;
-	memset(ct_remap_area, 1, CT_SPAN);
+	/* Two pages of every three: thousands of regions, hundreds of calls a pass. */
+	for (size_t i = 0; i < CT_SPAN / page_size; i++)
+		if (i % 3)
+			ct_remap_area[i * page_size] = 1;
 	if (pthread_create(&thread, NULL, ct_remapper, NULL))
 		ksft_exit_fail_msg("pthread_create: %s\n", strerror(errno));
-	sane = ct_sane_scans(ct_remap_area, 20);
+	sane = ct_sane_scans(ct_remap_area, 20, 200);
 	__atomic_store_n(&ct_stop, 1, __ATOMIC_RELAXED);
 	pthread_join(thread, NULL);
 	ops_remap = ct_ops;
 
-	ksft_print_msg("contention: %lu mmap+munmap during %d exact scans, %lu remaps during 20 passes\n",
+	ksft_print_msg("contention: %lu mmap+munmap during %d exact scans, %lu remaps during the passes\n",
 		       ops_exact, CT_ROUNDS, ops_remap);
 	if (!ops_exact || !ops_remap)
 		ksft_print_msg("contention: a thread made no progress\n");
