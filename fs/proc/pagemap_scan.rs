@@ -273,6 +273,8 @@ impl Output {
                 }
                 self.cur = Some(next);
             }
+            // After a copy that left no room, not even a first region fits.
+            None if self.cap == 0 => return false,
             None => self.cur = Some(next),
         }
         true
