@@ -42,6 +42,7 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     task::cond_resched,
+    time::Delta,
     transmute::AsBytes,
     uaccess::{UserPtr, UserSlice},
 };
@@ -1023,6 +1024,11 @@ impl Scan {
     }
 }
 
+/// How long a scan that gave the mmap lock up waits at most, spinning, for the task waiting for
+/// the lock to take it (see [`MmWithUser::mmap_lock_wait_for_waiters`]). Waking up a task on an
+/// idle CPU takes microseconds; a writer that takes longer is waiting for another holder.
+const GIVE_WAY_WAIT: Delta = Delta::from_micros(100);
+
 /// Runs a scan of `mm` with the arguments at `uarg`; returns the number of regions reported.
 fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
     let mm = mm.mmget_not_zero().ok_or(ESRCH)?;
@@ -1069,7 +1075,7 @@ fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
         walk_start = scan.stopped_at.unwrap_or(end);
         if gave_way {
             // Let the waiting task have the lock before this one asks for it again.
-            cond_resched();
+            mm.mmap_lock_wait_for_waiters(GIVE_WAY_WAIT);
         }
     }
 
