@@ -1024,9 +1024,9 @@ impl Scan {
     }
 }
 
-/// How long a scan that gave the mmap lock up waits at most, spinning, for the task waiting for
-/// the lock to take it (see [`MmWithUser::mmap_lock_wait_for_waiters`]). Waking up a task on an
-/// idle CPU takes microseconds; a writer that takes longer is waiting for another holder.
+/// How long a scan that gave the mmap lock up waits at most for the task waiting for the lock to
+/// take it (see [`MmWithUser::mmap_lock_wait_for_waiters`]). Waking up a task takes microseconds;
+/// a writer that takes longer is waiting for another holder of the lock.
 const GIVE_WAY_WAIT: Delta = Delta::from_micros(100);
 
 /// Runs a scan of `mm` with the arguments at `uarg`; returns the number of regions reported.
