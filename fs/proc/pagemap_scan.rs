@@ -947,7 +947,9 @@ impl Scan {
                 if !self.args.matches(categories) {
                     return Ok(Some(Continue(())));
                 }
-                return Ok(Some(self.report(categories, entry.start(), entry.end()).walk()));
+                return Ok(Some(
+                    self.report(categories, entry.start(), entry.end()).walk(),
+                ));
             }
         }
         loop {

@@ -469,7 +469,7 @@ static void run(const struct scenario *sc, size_t mib)
 }
 
 /* The lock-wait scenario: see the top of the file. */
-#define MAPPER_SAMPLES	(1 << 16)
+#define MAPPER_SAMPLES	65536
 
 struct mapper {
 	int run, quit;
@@ -564,9 +564,10 @@ static void run_lock_wait(const char *layout, size_t len, size_t stride,
 			cost[k] = summarize(ns, rounds, a.pages);
 			wait[k] = summarize(m->wait, n, 1);
 		}
-		printf("lock-wait %-7s %6zu MiB %-4s  %7.2f  %7.2f  %5.3f  %9.0f %11.0f  %9.0f %11.0f  %5lu\n",
-		       layout, len >> 20, impl_name[impl], cost[0].median, cost[1].median,
-		       cost[1].median / cost[0].median, wait[0].median, wait[0].max,
+		printf("lock-wait %-7s %6zu MiB %-4s  %7.2f  %7.2f  %5.3f", layout, len >> 20,
+		       impl_name[impl], cost[0].median, cost[1].median,
+		       cost[1].median / cost[0].median);
+		printf("  %9.0f %11.0f  %9.0f %11.0f  %5lu\n", wait[0].median, wait[0].max,
 		       wait[1].median, wait[1].max, ops[1]);
 		fflush(stdout);
 		if (json) {
@@ -607,11 +608,12 @@ static void lock_wait(bool quick)
 	if (pthread_create(&thread, NULL, mapper_loop, &m[1]))
 		die("pthread_create");
 
-	printf("\nmmap_lock wait: mmap()+munmap() of one page every 50 us during WRITTEN + WP_MATCHING\n");
-	printf("polls of clean memory, %d rounds; scan: %s per page, in another process / the same\n",
+	printf("\nmmap_lock wait: mmap()+munmap() of one page every 50 us during\n");
+	printf("WRITTEN + WP_MATCHING polls of clean memory, %d rounds; scan: %s per page,\n",
 	       rounds, kind);
-	printf("one / ratio; wait: %s per mmap()+munmap(), median and worst, thread in another\n", kind);
-	printf("process / the same\n");
+	printf("in another process / the same one / ratio; wait: %s per mmap()+munmap(),\n",
+	       kind);
+	printf("median and worst, thread in another process / the same\n");
 	printf("%-17s %10s %-4s  %7s  %7s  %5s  %9s %11s  %9s %11s  %5s\n", "scenario", "size",
 	       "impl", "scan", "scan", "ratio", "wait med", "wait worst", "wait med",
 	       "wait worst", "ops");

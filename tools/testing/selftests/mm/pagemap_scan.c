@@ -1264,7 +1264,8 @@ static void *ct_remapper(void *unused)
 		if (mmap(chunk, HPAGE_2M, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
 			break;
-		for (size_t i = rand_r(&seed) % 8; i < HPAGE_2M / page_size; i += 1 + rand_r(&seed) % 64)
+		for (size_t i = rand_r(&seed) % 8; i < HPAGE_2M / page_size;
+		     i += 1 + rand_r(&seed) % 64)
 			chunk[i * page_size] = 1;
 		__atomic_add_fetch(&ct_ops, 1, __ATOMIC_RELAXED);
 	}
@@ -1320,6 +1321,26 @@ static bool ct_exact_rounds(char *area, struct page_region *vec, size_t vec_len)
 }
 
 /*
+ * The @n regions of one call: in the range, in order, after the last call's
+ * (*@last, then moved past them) and before @walk_end.
+ */
+static bool ct_regions_sane(const struct page_region *vec, long n, unsigned long *last,
+			    unsigned long long walk_end, unsigned long end)
+{
+	for (long i = 0; i < n; i++) {
+		if (vec[i].start < *last || vec[i].end <= vec[i].start ||
+		    vec[i].end > walk_end || walk_end > end) {
+			ksft_print_msg("region %#llx-%#llx after %#lx, walk_end %#llx\n",
+				       (unsigned long long)vec[i].start,
+				       (unsigned long long)vec[i].end, *last, walk_end);
+			return false;
+		}
+		*last = vec[i].end;
+	}
+	return true;
+}
+
+/*
  * Resuming PRESENT scans of @area while ct_remapper() remaps it: at least
  * @passes of them, and on until the remapper has done @remaps remaps.
  */
@@ -1354,18 +1375,9 @@ static bool ct_sane_scans(char *area, int passes, unsigned long remaps)
 					       start - (unsigned long)area, n);
 				return false;
 			}
-			for (long i = 0; i < n; i++) {
-				/* In the range, in order, and after the last call's. */
-				if (vec[i].start < last || vec[i].end <= vec[i].start ||
-				    vec[i].end > arg.walk_end || arg.walk_end > end) {
-					ksft_print_msg("pass %d: region %#llx-%#llx after +%#lx, walk_end +%#llx\n",
-						       pass, (unsigned long long)vec[i].start,
-						       (unsigned long long)vec[i].end,
-						       last - (unsigned long)area,
-						       (unsigned long long)arg.walk_end);
-					return false;
-				}
-				last = vec[i].end;
+			if (!ct_regions_sane(vec, n, &last, arg.walk_end, end)) {
+				ksft_print_msg("in pass %d, call %d\n", pass, calls);
+				return false;
 			}
 			if (arg.walk_end <= start) {
 				ksft_print_msg("pass %d: no progress at +%#lx\n", pass,
@@ -1427,7 +1439,7 @@ static void test_contention(void)
 	pthread_join(thread, NULL);
 	ops_remap = ct_ops;
 
-	ksft_print_msg("contention: %lu mmap+munmap during %d exact scans, %lu remaps during the passes\n",
+	ksft_print_msg("contention: %lu mmap+munmap in %d exact scans, %lu remaps in the passes\n",
 		       ops_exact, CT_ROUNDS, ops_remap);
 	if (!ops_exact || !ops_remap)
 		ksft_print_msg("contention: a thread made no progress\n");
