@@ -212,6 +212,12 @@ impl Args {
         categories.contains_all(self.mask)
             && (self.anyof == Categories::empty() || categories.contains_any(self.anyof))
     }
+
+    /// Returns `categories` if a page with them is reported.
+    #[inline(always)]
+    fn matching(&self, categories: Categories) -> Option<Categories> {
+        self.matches(categories).then_some(categories)
+    }
 }
 
 /// A run of pages with the same reported categories.
@@ -389,11 +395,46 @@ impl Entry for Unpopulated {
     }
 }
 
+/// A populated entry without a uffd bit, whatever else it is: what a scan that wants nothing but
+/// `Written` asks [`VmaState::unprotected_category`] about.
+struct Unprotected;
+
+impl Entry for Unprotected {
+    const HUGE: bool = false;
+
+    fn state(&self) -> State {
+        State::Present
+    }
+
+    fn is_uffd(&self) -> bool {
+        false
+    }
+
+    fn is_soft_dirty(&self) -> bool {
+        false
+    }
+
+    fn is_zero(&self) -> bool {
+        false
+    }
+
+    fn maps_file_page(&self) -> bool {
+        false
+    }
+}
+
 /// Entry `index` of a locked PTE table, whose value is `pte`.
 struct PteEntry<'t, 'a> {
     ptes: &'t PteTable<'a>,
     index: usize,
     pte: Pte,
+}
+
+impl<'t, 'a> PteEntry<'t, 'a> {
+    #[inline(always)]
+    fn new(ptes: &'t PteTable<'a>, index: usize, pte: Pte) -> Self {
+        Self { ptes, index, pte }
+    }
 }
 
 impl Entry for PteEntry<'_, '_> {
@@ -550,16 +591,7 @@ impl VmaState {
             categories |= Huge;
         }
         match entry.state() {
-            State::None => {
-                // Registering a VMA for write protection puts a uffd-wp marker in every
-                // unpopulated entry (with `UFFD_FEATURE_WP_UNPOPULATED` or in memory other than
-                // anonymous), so a none entry was zapped after that: written. Hugetlb entries
-                // are always populated or marked; a none one was never written.
-                if self.uffd_wp && !self.hugetlb {
-                    categories |= Written;
-                }
-                return categories & want;
-            }
+            State::None => return (categories | self.unprotected_category(entry)) & want,
             State::Present => {
                 categories |= Present;
                 if want.contains(PfnZero) && entry.is_zero() {
@@ -580,17 +612,22 @@ impl VmaState {
         if want.contains(SoftDirty) && entry.is_soft_dirty() {
             categories |= SoftDirty;
         }
-        self.unprotected_if(categories & want, entry)
+        (categories | self.unprotected_category(entry)) & want
     }
 
-    /// Adds the category of an unprotected entry to `categories` of the populated `entry`, if
-    /// userfaultfd does not protect it.
+    /// Returns the category `entry` has for not being protected by userfaultfd, if any: the
+    /// one rule for `Written` (and `Accessed`), which a scan for nothing else asks directly.
     #[inline(always)]
-    fn unprotected_if(&self, categories: Categories, entry: &impl Entry) -> Categories {
-        if entry.is_uffd() {
-            categories
-        } else {
-            categories | (self.unprotected & self.want)
+    fn unprotected_category(&self, entry: &impl Entry) -> Categories {
+        match entry.state() {
+            // Registering a VMA for write protection puts a uffd-wp marker in every unpopulated
+            // entry (with `UFFD_FEATURE_WP_UNPOPULATED` or in memory other than anonymous), so a
+            // none entry was zapped after that: written. Hugetlb entries are always populated or
+            // marked; a none one was never written.
+            State::None if self.uffd_wp && !self.hugetlb => Written.into(),
+            State::None => Categories::empty(),
+            _ if entry.is_uffd() => Categories::empty(),
+            _ => self.unprotected,
         }
     }
 
@@ -747,29 +784,28 @@ impl Scan {
             return self.scan_written(ptes);
         }
         let vma = self.vma;
-        // The first entry and the categories of the run being built.
-        let mut run: Option<(usize, Categories)> = None;
-        for index in 0..ptes.len() {
-            let Some(pte) = ptes.get(index) else { break };
-            let categories = vma.categories(&PteEntry { ptes, index, pte });
-            let categories = self.args.matches(categories).then_some(categories);
-            if let Some((first, run_categories)) = run {
-                if categories == Some(run_categories) {
-                    continue;
-                }
-                if self
-                    .report_ptes(ptes, first, index, run_categories)?
-                    .is_break()
-                {
+        let mut first = 0;
+        while let Some(pte) = ptes.get(first) {
+            // The run of entries from `first` on with its categories, `None` if they do not match.
+            let (categories, end) = {
+                let (table, args): (&PteTable<'_>, _) = (ptes, &self.args);
+                let categories = args.matching(vma.categories(&PteEntry::new(table, first, pte)));
+                let end = table
+                    .find_from(first + 1, |index, pte| {
+                        args.matching(vma.categories(&PteEntry::new(table, index, pte)))
+                            != categories
+                    })
+                    .unwrap_or(table.len());
+                (categories, end)
+            };
+            if let Some(categories) = categories {
+                if self.report_ptes(ptes, first, end, categories)?.is_break() {
                     return Ok(Break(()));
                 }
             }
-            run = categories.map(|categories| (index, categories));
+            first = end;
         }
-        match run {
-            Some((first, categories)) => self.report_ptes(ptes, first, ptes.len(), categories),
-            None => Ok(Continue(())),
-        }
+        Ok(Continue(()))
     }
 
     /// Scans a table of PTEs when only `Written` counts: reports each written entry, and
@@ -778,22 +814,32 @@ impl Scan {
     /// Written pages are few and far between in a dirty-tracking scan, so entries are taken one
     /// at a time; the output merges adjacent ones into a region.
     fn scan_written(&mut self, ptes: &mut PteTable<'_>) -> WalkResult {
-        let vma = self.vma;
-        for index in 0..ptes.len() {
-            let Some(pte) = ptes.get(index) else { break };
-            let categories = vma.categories(&PteEntry { ptes, index, pte });
-            if categories == Categories::empty() {
-                continue;
-            }
+        let written = Categories::from(Written);
+        // Whether an entry is written depends only on whether it is populated and on its uffd
+        // bit (the VMA's categories and a populated entry's are not wanted): ask the rule once.
+        let none_written = self.vma.unprotected_category(&Unpopulated) == written;
+        let unprotected_written = self.vma.unprotected_category(&Unprotected) == written;
+        let mut from = 0;
+        loop {
+            let next = ptes.find_from(from, |_, pte| {
+                if pte.is_none() {
+                    none_written
+                } else {
+                    unprotected_written && !pte.is_uffd()
+                }
+            });
+            let Some(index) = next else {
+                return Ok(Continue(()));
+            };
             let addr = ptes.addr(index);
-            if self.report(categories, addr, addr + PAGE_SIZE).full {
+            if self.report(written, addr, addr + PAGE_SIZE).full {
                 return Ok(Break(()));
             }
             if self.write_protects() {
                 protect_ptes(ptes, index, index + 1, false)?;
             }
+            from = index + 1;
         }
-        Ok(Continue(()))
     }
 
     /// Reports entries `first..end` of a PTE table, which have `categories`, and write-protects

@@ -115,6 +115,22 @@ impl<'a> PteTable<'a> {
         })
     }
 
+    /// Returns the index of the first entry from index `from` on for which `f` returns `true`.
+    ///
+    /// `f` gets the index and the value of each entry in turn. This is the loop to use where an
+    /// entry may be changed between two searches: the table's length is read once per search,
+    /// not once per entry as with [`PteTable::get`] after each change. It is kept out of line:
+    /// inlined into a caller that changes entries between searches, it kept the caller's state
+    /// live in every iteration (a quarter more instructions per entry in the PAGEMAP_SCAN loops).
+    #[inline(never)]
+    pub fn find_from(&self, from: usize, mut f: impl FnMut(usize, Pte) -> bool) -> Option<usize> {
+        (from..self.len()).find(|&index| {
+            // SAFETY: `index` is in range, so the entry is valid and mapped (type invariants).
+            let raw = unsafe { bindings::ptep_get(self.ptes.as_ptr().add(index)) };
+            f(index, Pte::from_raw(raw))
+        })
+    }
+
     /// Iterates over the entries with their addresses.
     #[inline]
     pub fn iter(&self) -> impl Iterator<Item = (usize, Pte)> + '_ {

@@ -36,6 +36,9 @@ mod walk {
     struct Seen {
         /// Addresses and entries of every PTE of the walked tables.
         ptes: KVec<(usize, Pte)>,
+        /// Addresses of the present PTEs, as [`PteTable::find_from`] finds them one after the
+        /// other.
+        found: KVec<usize>,
         /// Huge entries: start, end and the entry.
         huge: KVec<(usize, usize, Pmd)>,
         /// Holes: start, end and whether they were inside a VMA.
@@ -63,6 +66,7 @@ mod walk {
             }
             Seen {
                 ptes: room(4 * (PMD_SIZE / PAGE_SIZE)),
+                found: room(4 * (PMD_SIZE / PAGE_SIZE)),
                 huge: room(16),
                 holes: KVec::new(),
                 vmas: KVec::new(),
@@ -105,6 +109,11 @@ mod walk {
                     PmdLock::Table(ptes) => break ptes,
                 }
             };
+            let mut from = 0;
+            while let Some(index) = ptes.find_from(from, |_, pte| pte.is_present()) {
+                record(&mut self.found, ptes.addr(index))?;
+                from = index + 1;
+            }
             for (addr, pte) in ptes.iter() {
                 record(&mut self.ptes, (addr, pte))?;
                 if pte.is_present() {
@@ -192,6 +201,7 @@ mod walk {
         }
         let want = [0, 3, 4, 9, 12].map(|p| addr + p * PAGE_SIZE);
         assert_eq!(&present(&seen)[..], &want[..]);
+        assert_eq!(&seen.found[..], &want[..]);
         for (a, pte) in seen.ptes.iter() {
             let page = (a - addr) / PAGE_SIZE;
             match page {
