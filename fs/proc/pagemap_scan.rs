@@ -368,42 +368,17 @@ trait Entry {
     fn maps_file_page(&self) -> bool;
 }
 
-/// A part of a walked range without a page table, or a none PTE.
-struct Unpopulated;
+/// An entry known only by what it is, without a uffd bit, soft-dirty bit or page: a part of a
+/// walked range without a page table or a none PTE (`Bare(State::None)`), or any populated entry
+/// that userfaultfd does not protect (`Bare(State::Present)`), which is what a scan that wants
+/// nothing but `Written` asks [`VmaState::unprotected_category`] about.
+struct Bare(State);
 
-impl Entry for Unpopulated {
+impl Entry for Bare {
     const HUGE: bool = false;
 
     fn state(&self) -> State {
-        State::None
-    }
-
-    fn is_uffd(&self) -> bool {
-        false
-    }
-
-    fn is_soft_dirty(&self) -> bool {
-        false
-    }
-
-    fn is_zero(&self) -> bool {
-        false
-    }
-
-    fn maps_file_page(&self) -> bool {
-        false
-    }
-}
-
-/// A populated entry without a uffd bit, whatever else it is: what a scan that wants nothing but
-/// `Written` asks [`VmaState::unprotected_category`] about.
-struct Unprotected;
-
-impl Entry for Unprotected {
-    const HUGE: bool = false;
-
-    fn state(&self) -> State {
-        State::Present
+        self.0
     }
 
     fn is_uffd(&self) -> bool {
@@ -817,8 +792,8 @@ impl Scan {
         let written = Categories::from(Written);
         // Whether an entry is written depends only on whether it is populated and on its uffd
         // bit (the VMA's categories and a populated entry's are not wanted): ask the rule once.
-        let none_written = self.vma.unprotected_category(&Unpopulated) == written;
-        let unprotected_written = self.vma.unprotected_category(&Unprotected) == written;
+        let none_written = self.vma.unprotected_category(&Bare(State::None)) == written;
+        let unprotected_written = self.vma.unprotected_category(&Bare(State::Present)) == written;
         let mut from = 0;
         loop {
             let next = ptes.find_from(from, |_, pte| {
@@ -1019,7 +994,7 @@ impl Scan {
     /// Scans a range without page tables in a VMA.
     #[inline(always)]
     fn scan_hole(&mut self, hole: &mut Hole<'_>) -> WalkResult {
-        let categories = self.vma.categories(&Unpopulated);
+        let categories = self.vma.categories(&Bare(State::None));
         if !self.args.matches(categories) {
             return Ok(Continue(()));
         }
