@@ -5,6 +5,11 @@
 #               boot the guest and run the demonstration
 #   make test   everything CI runs (.ci/run calls exactly this)
 #
+#   make bench  C vs Rust PAGEMAP_SCAN benchmark, on a kernel without the
+#               debugging options (config/bench.config)
+#   make profile SCENARIO=sparse-vmas   where one benchmark scenario's
+#               instructions go, function by function, C and Rust
+#
 # Variables: CACHE (default ~/.cache/pagemap-rs: base tree, build dirs),
 # SIGNOFF (for 'make series'), JOBS.
 
@@ -16,12 +21,12 @@ export CACHE
 endif
 
 .PHONY: all deps base tree series build demo selftests bench kunit check check-files bisect \
-	check-configs send-check wbtest test clean-cache help
+	check-configs send-check wbtest test clean-cache help profile
 
 all: deps tree build demo
 
 help:
-	@sed -n '2,10p' Makefile
+	@sed -n '2,14p' Makefile
 
 deps:
 	@$(WB)/deps.sh
@@ -45,9 +50,17 @@ demo: build
 selftests: build
 	@$(WB)/selftests.sh
 
-# C vs Rust PAGEMAP_SCAN benchmark, one guest boot (+ one -icount boot).
-bench: build
+# C vs Rust PAGEMAP_SCAN benchmark, one guest boot (+ one -icount boot), on
+# its own kernel: the guest's configuration without the debugging options.
+BENCH_BUILD = $(or $(CACHE),$(HOME)/.cache/pagemap-rs)/build-bench
+bench: tree
 	@$(WB)/bench.sh
+
+# Per-function profile of one benchmark scenario (QEMU TCG plugin).
+SCENARIO ?= sparse-vmas
+profile: tree
+	@BUILD=$(BENCH_BUILD) GUEST_EXTRA=config/bench.config $(WB)/build.sh
+	@BUILD=$(BENCH_BUILD) $(WB)/profile.sh $(SCENARIO) $(or $(MIB),256) $(or $(ROUNDS),2)
 
 kunit: tree
 	@$(WB)/kunit.sh

@@ -3,9 +3,15 @@
 # make bench: the series' tools/mm/pagemap_scan_bench in the guest, C and
 # Rust PAGEMAP_SCAN interleaved (debugfs switch) in one boot, wall-clock; then
 # a second, shorter boot under QEMU -icount (1 ns of guest time = 1 guest
-# instruction), whose figures do not depend on the host's load.
+# instruction), whose figures do not depend on the host's load. The kernel is
+# the guest's configuration without the debugging options (config/bench.config),
+# built in $CACHE/build-bench: lockdep and DEBUG_VM would be most of what is
+# measured.
 # Results: bench/latest.txt (tables and machine) and bench/latest.json.
 . "$(dirname "$0")/lib.sh"
+
+export BUILD=${BENCH_BUILD:-$CACHE/build-bench}
+GUEST_EXTRA=config/bench.config "$WB_TOP/workbench/build.sh"
 
 out=$WB_TOP/bench
 mkdir -p "$out"
@@ -32,7 +38,8 @@ QEMU_ACCEL="tcg,thread=single" QEMU_EXTRA="-icount shift=0" \
 {
 	echo "# make bench, $(date -u '+%Y-%m-%d %H:%M UTC'), series $(git -C "$TREE" describe --always --tags 2>/dev/null)"
 	echo "# host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs," \
-		"$(free -g | awk '/Mem:/{print $2}') GiB; guest: QEMU $(qemu-system-x86_64 --version | head -1 | awk '{print $4}') TCG, 2 vCPUs, 3 GiB"
+		"$(free -g | awk '/Mem:/{print $2}') GiB; guest: QEMU $(qemu-system-x86_64 --version | head -1 | awk '{print $4}') TCG, 2 vCPUs, 3 GiB;" \
+		"kernel: config/guest.config + config/bench.config (no lockdep, no DEBUG_VM)"
 	echo
 	echo "## wall clock (one boot, interleaved rounds)"
 	extract bench table

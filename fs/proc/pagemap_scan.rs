@@ -24,7 +24,10 @@
 
 use core::{
     mem::{offset_of, size_of},
-    ops::ControlFlow::{self, Break, Continue},
+    ops::{
+        ControlFlow::{self, Break, Continue},
+        Deref,
+    },
 };
 use kernel::{
     bindings,
@@ -338,6 +341,21 @@ enum State {
     Leaf,
 }
 
+impl State {
+    /// Returns what `pte` is.
+    #[inline(always)]
+    fn of_pte(pte: Pte) -> Self {
+        // Present first: most entries of most scans are.
+        if pte.is_present() {
+            Self::Present
+        } else if pte.is_none() {
+            Self::None
+        } else {
+            Self::Leaf
+        }
+    }
+}
+
 /// A page table entry, at any level, as [`VmaState::categories`] looks at it.
 ///
 /// Each method is asked only when its answer can change the categories, so that what costs
@@ -368,25 +386,62 @@ trait Entry {
     fn maps_file_page(&self) -> bool;
 }
 
-/// An entry known only by what it is, without a uffd bit, soft-dirty bit or page: a part of a
-/// walked range without a page table or a none PTE (`Bare(State::None)`), or any populated entry
-/// that userfaultfd does not protect (`Bare(State::Present)`), which is what a scan that wants
-/// nothing but `Written` asks [`VmaState::unprotected_category`] about.
-struct Bare(State);
+/// An entry known only by what it is and by its uffd and soft-dirty bits.
+///
+/// That is all a part of a walked range without a page table or a none PTE is
+/// ([`Bare::NONE`]), all a scan that wants nothing but `Written` asks about a populated entry
+/// ([`Bare::UNPROTECTED`]), and all [`VmaState::categories`] asks about any PTE when the scan
+/// wants neither `PfnZero`, `Guard` nor `File` ([`Bare::of`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Bare {
+    state: State,
+    uffd: bool,
+    soft_dirty: bool,
+}
+
+impl Bare {
+    const NONE: Self = Self {
+        state: State::None,
+        uffd: false,
+        soft_dirty: false,
+    };
+
+    const UNPROTECTED: Self = Self {
+        state: State::Present,
+        uffd: false,
+        soft_dirty: false,
+    };
+
+    /// Returns what `pte` is, with its soft-dirty bit if `soft_dirty`, else without it.
+    #[inline(always)]
+    fn of(pte: Pte, soft_dirty: bool) -> Self {
+        match State::of_pte(pte) {
+            State::None => Self::NONE,
+            state => Self {
+                state,
+                uffd: pte.is_uffd(),
+                soft_dirty: soft_dirty && pte.is_soft_dirty(),
+            },
+        }
+    }
+}
 
 impl Entry for Bare {
     const HUGE: bool = false;
 
+    #[inline(always)]
     fn state(&self) -> State {
-        self.0
+        self.state
     }
 
+    #[inline(always)]
     fn is_uffd(&self) -> bool {
-        false
+        self.uffd
     }
 
+    #[inline(always)]
     fn is_soft_dirty(&self) -> bool {
-        false
+        self.soft_dirty
     }
 
     fn is_zero(&self) -> bool {
@@ -417,13 +472,7 @@ impl Entry for PteEntry<'_, '_> {
 
     #[inline(always)]
     fn state(&self) -> State {
-        if self.pte.is_none() {
-            State::None
-        } else if self.pte.is_present() {
-            State::Present
-        } else {
-            State::Leaf
-        }
+        State::of_pte(self.pte)
     }
 
     #[inline(always)]
@@ -632,6 +681,9 @@ struct Scan {
     args: Args,
     /// The categories the masks look at: only these need to be computed.
     interest: Categories,
+    /// Neither `PfnZero`, `Guard` nor `File` is wanted: the categories of a PTE depend on
+    /// nothing but what [`Bare::of`] returns for it.
+    bare_ptes: bool,
     vma: VmaState,
     /// `None` if nothing is reported (`vec_len == 0`): the scan then only write-protects.
     out: Option<Output>,
@@ -683,6 +735,7 @@ impl Scan {
         };
         Ok(Self {
             interest: args.mask | args.anyof | args.ret,
+            bare_ptes: !(args.mask | args.anyof | args.ret).contains_any(PfnZero | Guard | File),
             vma: VmaState::default(),
             out,
             found: 0,
@@ -759,19 +812,27 @@ impl Scan {
             return self.scan_written(ptes);
         }
         let vma = self.vma;
+        let soft_dirty = vma.want.contains(SoftDirty);
         let mut first = 0;
         while let Some(pte) = ptes.get(first) {
             // The run of entries from `first` on with its categories, `None` if they do not match.
             let (categories, end) = {
                 let (table, args): (&PteTable<'_>, _) = (ptes, &self.args);
-                let categories = args.matching(vma.categories(&PteEntry::new(table, first, pte)));
-                let end = table
-                    .find_from(first + 1, |index, pte| {
-                        args.matching(vma.categories(&PteEntry::new(table, index, pte)))
-                            != categories
-                    })
-                    .unwrap_or(table.len());
-                (categories, end)
+                let (categories, end) = if self.bare_ptes {
+                    // Entries with the same `Bare` self have the same categories: compare that,
+                    // and work the categories out once for the run.
+                    let bare = Bare::of(pte, soft_dirty);
+                    let end =
+                        table.find_from(first + 1, |_, pte| Bare::of(pte, soft_dirty) != bare);
+                    (vma.categories(&bare), end)
+                } else {
+                    let categories = vma.categories(&PteEntry::new(table, first, pte));
+                    let end = table.find_from(first + 1, |index, pte| {
+                        vma.categories(&PteEntry::new(table, index, pte)) != categories
+                    });
+                    (categories, end)
+                };
+                (args.matching(categories), end.unwrap_or(table.len()))
             };
             if let Some(categories) = categories {
                 if self.report_ptes(ptes, first, end, categories)?.is_break() {
@@ -789,19 +850,37 @@ impl Scan {
     /// Written pages are few and far between in a dirty-tracking scan, so entries are taken one
     /// at a time; the output merges adjacent ones into a region.
     fn scan_written(&mut self, ptes: &mut PteTable<'_>) -> WalkResult {
+        if self.write_protects() {
+            // The right to protect is asked for once for the table, not for each entry.
+            let mut wp = ptes.uffd_wp().ok_or(EINVAL)?;
+            self.scan_written_in(&mut wp, |wp, index| wp.protect(index))
+        } else {
+            self.scan_written_in(&mut &mut *ptes, |_, _| Ok(()))
+        }
+    }
+
+    /// Does [`Scan::scan_written`] on `ptes`, with `protect` for each written entry reported.
+    #[inline(always)]
+    fn scan_written_in<'a, T: Deref<Target = PteTable<'a>>>(
+        &mut self,
+        ptes: &mut T,
+        mut protect: impl FnMut(&mut T, usize) -> Result,
+    ) -> WalkResult {
         let written = Categories::from(Written);
         // Whether an entry is written depends only on whether it is populated and on its uffd
         // bit (the VMA's categories and a populated entry's are not wanted): ask the rule once.
-        let none_written = self.vma.unprotected_category(&Bare(State::None)) == written;
-        let unprotected_written = self.vma.unprotected_category(&Bare(State::Present)) == written;
+        let none_written = self.vma.unprotected_category(&Bare::NONE) == written;
+        let unprotected_written = self.vma.unprotected_category(&Bare::UNPROTECTED) == written;
         let mut from = 0;
         loop {
+            // A none entry has no uffd bit. Protected entries are the most, so ask that first.
             let next = ptes.find_from(from, |_, pte| {
-                if pte.is_none() {
-                    none_written
-                } else {
-                    unprotected_written && !pte.is_uffd()
-                }
+                !pte.is_uffd()
+                    && if pte.is_none() {
+                        none_written
+                    } else {
+                        unprotected_written
+                    }
             });
             let Some(index) = next else {
                 return Ok(Continue(()));
@@ -810,9 +889,7 @@ impl Scan {
             if self.report(written, addr, addr + PAGE_SIZE).full {
                 return Ok(Break(()));
             }
-            if self.write_protects() {
-                protect_ptes(ptes, index, index + 1, false)?;
-            }
+            protect(ptes, index)?;
             from = index + 1;
         }
     }
@@ -994,7 +1071,7 @@ impl Scan {
     /// Scans a range without page tables in a VMA.
     #[inline(always)]
     fn scan_hole(&mut self, hole: &mut Hole<'_>) -> WalkResult {
-        let categories = self.vma.categories(&Bare(State::None));
+        let categories = self.vma.categories(&Bare::NONE);
         if !self.args.matches(categories) {
             return Ok(Continue(()));
         }
