@@ -7,6 +7,7 @@
 #
 #   make bench  C vs Rust PAGEMAP_SCAN benchmark, on a kernel without the
 #               debugging options (config/bench.config)
+#   make sanitize  the selftests on a KASAN/UBSAN/KFENCE/kmemleak kernel
 #   make profile SCENARIO=sparse-vmas   where one benchmark scenario's
 #               instructions go, function by function, C and Rust
 #
@@ -21,12 +22,12 @@ export CACHE
 endif
 
 .PHONY: all deps base tree series build demo selftests bench kunit check check-files bisect \
-	check-configs send-check wbtest test clean-cache help profile
+	check-configs send-check wbtest test clean-cache help profile sanitize
 
 all: deps tree build demo
 
 help:
-	@sed -n '2,14p' Makefile
+	@sed -n '2,15p' Makefile
 
 deps:
 	@$(WB)/deps.sh
@@ -55,6 +56,10 @@ selftests: build
 BENCH_BUILD = $(or $(CACHE),$(HOME)/.cache/pagemap-rs)/build-bench
 bench: tree
 	@$(WB)/bench.sh
+
+# The selftests on a KASAN, UBSAN, KFENCE and kmemleak kernel.
+sanitize: tree
+	@$(WB)/sanitize.sh
 
 # Per-function profile of one benchmark scenario (QEMU TCG plugin).
 SCENARIO ?= sparse-vmas

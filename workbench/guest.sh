@@ -42,7 +42,7 @@ set +e
 timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 \
 	-accel "${QEMU_ACCEL:-tcg,thread=multi}" -smp 2 -m 3G -nographic -no-reboot \
 	-kernel "$BUILD/arch/x86/boot/bzImage" -initrd "$rd/initramfs.gz" \
-	-append "console=ttyS0 panic=-1 oops=panic loglevel=7 transparent_hugepage=always numa=fake=2" \
+	-append "console=ttyS0 panic=-1 oops=panic loglevel=7 transparent_hugepage=always numa=fake=2 ${GUEST_APPEND:-}" \
 	-monitor none -serial "file:$rd/console.log" -serial "file:$rd/tests.log" \
 	-display none ${QEMU_EXTRA:-} >"$rd/qemu.log" 2>&1 </dev/null
 qrc=$?
