@@ -550,13 +550,7 @@ impl Entry for HugetlbPte<'_> {
 
     #[inline]
     fn state(&self) -> State {
-        if self.is_none() {
-            State::None
-        } else if self.is_present() {
-            State::Present
-        } else {
-            State::Leaf
-        }
+        State::of_pte(**self)
     }
 
     #[inline]
