@@ -4,10 +4,13 @@
 #   make        install what is missing, fetch 7.3, apply patches/, build,
 #               boot the guest and run the demonstration
 #   make test   everything CI runs (.ci/run calls exactly this)
+#   make test-long  make test, then the build matrix, the full sanitizer
+#               run and a 30-minute no-lost-writes stress
 #
 #   make bench  C vs Rust PAGEMAP_SCAN benchmark, on a kernel without the
 #               debugging options (config/bench.config)
 #   make sanitize  the selftests on a KASAN/UBSAN/KFENCE/kmemleak kernel
+#   make stress DURATION=1800   the no-lost-writes stress for that long
 #   make profile SCENARIO=sparse-vmas   where one benchmark scenario's
 #               instructions go, function by function, C and Rust
 #
@@ -22,12 +25,12 @@ export CACHE
 endif
 
 .PHONY: all deps base tree series build demo selftests bench kunit check check-files bisect \
-	check-configs send-check wbtest test clean-cache help profile sanitize
+	check-configs send-check wbtest test test-long clean-cache help profile sanitize stress
 
 all: deps tree build demo
 
 help:
-	@sed -n '2,15p' Makefile
+	@sed -n '2,18p' Makefile
 
 deps:
 	@$(WB)/deps.sh
@@ -60,6 +63,10 @@ bench: tree
 # The selftests on a KASAN, UBSAN, KFENCE and kmemleak kernel.
 sanitize: tree
 	@$(WB)/sanitize.sh
+
+# The no-lost-writes stress (uffd_wp_stress), DURATION seconds, C and Rust.
+stress: tree
+	@$(WB)/stress.sh
 
 # Per-function profile of one benchmark scenario (QEMU TCG plugin).
 SCENARIO ?= sparse-vmas
@@ -96,6 +103,14 @@ wbtest: build
 
 test: deps
 	@$(WB)/test.sh
+
+# What does not fit in make test's time: every configuration of the build
+# matrix, every guest test on the sanitizer kernel, and the stress for
+# DURATION seconds (default 1800).
+test-long: test
+	@$(WB)/check-configs.sh
+	@$(WB)/sanitize.sh
+	@DURATION=$(or $(DURATION),1800) $(WB)/stress.sh
 
 clean-cache:
 	rm -rf "$${CACHE:-$$HOME/.cache/pagemap-rs}"

@@ -8,7 +8,7 @@
 ST=$CACHE/st
 mkdir -p "$ST"
 [ -d "$BUILD/usr/include/linux" ] || die "no uapi headers in $BUILD/usr/include; run 'make build'"
-SELFTESTS=${SELFTESTS:-pagemap_ioctl uffd-unit-tests pagemap_scan uffd_wp_async}
+SELFTESTS=${SELFTESTS:-pagemap_ioctl uffd-unit-tests pagemap_scan uffd_wp_async uffd_wp_stress pagemap_scan_exit pagemap_fail_nth}
 targets=()
 for t in $SELFTESTS; do targets+=("$ST/$t"); done
 if ! make -C "$TREE/tools/testing/selftests/mm" -j"$JOBS" OUTPUT="$ST" \

@@ -57,10 +57,12 @@ step tree "$WB_TOP/workbench/tree.sh" || finish
 step build "$WB_TOP/workbench/build.sh" || finish
 step kunit "$WB_TOP/workbench/kunit.sh" || true
 step check "$WB_TOP/workbench/check.sh" || true
-step configs "$WB_TOP/workbench/check-configs.sh" --quick || true
 step send "$WB_TOP/workbench/send-check.sh" || true
 step bisect "$WB_TOP/workbench/bisect.sh" || true
 step selftests "$WB_TOP/workbench/selftests.sh" || true
+# The sanitizer boot (KASAN, UBSAN, KFENCE, kmemleak, fault injection): the
+# series' reliability tests; `make sanitize` runs every guest test there.
+step sanitize "$WB_TOP/workbench/sanitize.sh" --quick || true
 step demo "$WB_TOP/workbench/guest.sh" demo raw:pagemap_scan_demo=./pagemap_scan_demo || true
 step workbench "$WB_TOP/workbench/wbtest.sh" || true
 finish
