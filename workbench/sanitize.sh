@@ -27,10 +27,7 @@ kml=/sys/kernel/debug/kmemleak
 clear="echo clear > $kml"
 # An object is reported once it has stayed unreferenced through two scans.
 # (debugfs files have no size: `test -s` on $kml itself is always false.)
-# SLUB's sheaves keep stale pointers to objects handed out, which hide a leak
-# from kmemleak: shrinking the caches first frees the spare and barn sheaves.
-shrink="for f in /sys/kernel/slab/*/shrink; do [ -w \$f ] && echo 1 > \$f; done;"
-scan="$shrink sleep 5 && echo scan > $kml && sleep 6 && echo scan > $kml && cat $kml > /tmp/leaks && \
+scan="sleep 5 && echo scan > $kml && sleep 6 && echo scan > $kml && cat $kml > /tmp/leaks && \
 if [ -s /tmp/leaks ]; then cat /tmp/leaks; echo \"kmemleak: \$(grep -c unreferenced /tmp/leaks) leaks reported\"; exit 1; fi; \
 echo 'kmemleak: no leaks'"
 tests=("raw:kmemleak-clear=$clear")
@@ -50,6 +47,12 @@ done
 tests+=("raw:kmemleak=$scan")
 timeout=5400
 [ -n "$quick" ] && timeout=2400
-GUEST_APPEND="panic_on_warn=1 kmemleak=on" GUEST_TIMEOUT=${GUEST_TIMEOUT:-$timeout} \
+# slub_debug=F: SLUB's per-CPU sheaves (7.x) are kmalloc'ed arrays that
+# kmemleak scans whole, and a sheaf keeps the pointers to the objects it
+# handed out in its unused slots: a leak of a recent allocation stays
+# "referenced" and is never reported (a leak planted on an error path was
+# not, C or Rust, even after shrinking the caches, which keeps the main
+# sheaf). Caches with a debug flag have no sheaves.
+GUEST_APPEND="panic_on_warn=1 kmemleak=on slub_debug=F" GUEST_TIMEOUT=${GUEST_TIMEOUT:-$timeout} \
 exec "$WB_TOP/workbench/guest.sh" sanitize${quick:+-quick} --expect "$WB_TOP/workbench/expect.txt" \
 	"${tests[@]}"
