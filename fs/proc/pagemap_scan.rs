@@ -868,7 +868,7 @@ impl Scan {
         let mut from = 0;
         loop {
             // A none entry has no uffd bit. Protected entries are the most, so ask that first.
-            let next = ptes.find_from(from, |_, pte| {
+            let next = ptes.find_from(from, move |_, pte| {
                 !pte.is_uffd()
                     && if pte.is_none() {
                         none_written

@@ -32,6 +32,7 @@ pub struct PteTable<'a> {
     pub(super) range: WalkRange<'a>,
     pub(super) ptes: NonNull<bindings::pte_t>,
     ptl: NonNull<bindings::spinlock_t>,
+    len: usize,
     pub(super) flush: (usize, usize),
     _nts: NotThreadSafe,
 }
@@ -69,7 +70,8 @@ impl<'a> PteTable<'a> {
             range,
             ptes,
             ptl,
-            flush: (0, 0),
+            len: range.pages(),
+            flush: (usize::MAX, 0),
             _nts: NotThreadSafe,
         })
     }
@@ -83,7 +85,7 @@ impl<'a> PteTable<'a> {
     /// Returns the number of entries.
     #[inline]
     pub fn len(&self) -> usize {
-        self.range.pages()
+        self.len
     }
 
     /// Returns whether there are no entries.

@@ -147,11 +147,8 @@ impl<'a> PteTable<'a> {
                 };
                 // INVARIANT: The entry may be cached in a TLB as writable: flush it before the
                 // lock is released.
-                self.flush = if self.flush.0 < self.flush.1 {
-                    (self.flush.0.min(index), self.flush.1.max(index + 1))
-                } else {
-                    (index, index + 1)
-                };
+                // An empty range starts at `usize::MAX`, so this needs no branch.
+                self.flush = (self.flush.0.min(index), self.flush.1.max(index + 1));
                 return;
             }
             // Unpopulated entries are protected only where the VMA uses markers, as

@@ -12,8 +12,9 @@
  * - a PM_SCAN_WP_MATCHING scan of a layout with more than 512 written
  *   regions, a hugetlb page and a THP that the range ends inside of (so that
  *   it must be split): afterwards the written pages are a subset of those
- *   before and the data is intact; a scan without injection then reports and
- *   protects exactly what is left;
+ *   before, each written page that is no longer written was reported by a
+ *   call that succeeded, and the data is intact; a scan without injection
+ *   then reports and protects exactly what is left;
  * - UFFDIO_API and UFFDIO_REGISTER with UFFD_FEATURE_WP_ASYNC, then
  *   UFFDIO_WRITEPROTECT: once set up, a write scans as written;
  * - a write fault on a protected THP, which splits it: the write lands, and
@@ -308,7 +309,7 @@ static void test_scan(void)
 	static struct page_region vec[1024];
 	struct tally t = {};
 	struct layout l;
-	bool *before, *after, *wp_after;
+	bool *before, *after, *wp_after, *reported;
 	int bad = 0;
 	unsigned int n;
 
@@ -321,8 +322,9 @@ static void test_scan(void)
 			.category_mask = PAGE_IS_WRITTEN,
 			.return_mask = PAGE_IS_WRITTEN | PAGE_IS_HUGE,
 		};
+		uintptr_t a;
 		size_t npages, i;
-		long ret;
+		long ret, k;
 		int err;
 
 		build(&l);
@@ -330,10 +332,13 @@ static void test_scan(void)
 		before = calloc(npages, 1);
 		after = calloc(npages, 1);
 		wp_after = calloc(npages, 1);
-		if (!before || !after || !wp_after || !written(&l, l.len, false, before))
+		reported = calloc(npages, 1);
+		if (!before || !after || !wp_after || !reported ||
+		    !written(&l, l.len, false, before))
 			ksft_exit_fail_msg("reference scan failed\n");
 		arg.start = (uintptr_t)l.base;
 		arg.end = arg.start + l.scan_len;
+		memset(vec, 0, sizeof(vec));
 
 		fail_nth(n);
 		ret = ioctl(pagemap_fd, PAGEMAP_SCAN, &arg);
@@ -342,13 +347,20 @@ static void test_scan(void)
 			if (ret < 0)
 				ksft_exit_fail_msg("scan without injection: %s\n", strerror(err));
 			unbuild(&l);
-			free(before), free(after), free(wp_after);
+			free(before), free(after), free(wp_after), free(reported);
 			break;
 		}
 		count(&t, ret, err);
+		for (k = 0; k < ret; k++)
+			for (a = vec[k].start; a < vec[k].end; a += page_size)
+				if (a >= arg.start && a < arg.end)
+					reported[(a - arg.start) / page_size] = true;
 		/*
 		 * Whatever it got done: no page newly written, the data
 		 * intact, and a clean scan reports and protects what is left.
+		 * A call that succeeded reported every page it protected: a
+		 * written page it protected without saying so is a write
+		 * lost to the tracker.
 		 */
 		if (!written(&l, l.len, false, after) || !data_intact(&l) ||
 		    !written(&l, l.scan_len, true, wp_after))
@@ -356,6 +368,11 @@ static void test_scan(void)
 		for (i = 0; i < npages; i++) {
 			if (after[i] && !before[i]) {
 				ksft_print_msg("point %u: page %zu written after the scan\n", n, i);
+				bad++;
+				break;
+			}
+			if (ret >= 0 && before[i] && !after[i] && !reported[i]) {
+				ksft_print_msg("point %u: page %zu protected, not reported\n", n, i);
 				bad++;
 				break;
 			}
@@ -377,7 +394,7 @@ static void test_scan(void)
 				break;
 			}
 		unbuild(&l);
-		free(before), free(after), free(wp_after);
+		free(before), free(after), free(wp_after), free(reported);
 	}
 	if (n > MAX_NTH)
 		ksft_print_msg("scan: still failing at point %d\n", MAX_NTH);

@@ -278,6 +278,9 @@ static void test_target_exit(void)
 		close(go[1]);
 		/* Scan the target's whole address space until it has gone. */
 		while (!gone) {
+			/* Reaped before this scan started: it must fail. */
+			bool reaped = !pid;
+
 			n = scan(fd, 0, 0x7ffffffff000UL, 0, PAGE_IS_PRESENT, vec, VEC_LEN, NULL);
 			if (n == -ESRCH) {
 				gone = true;
@@ -286,6 +289,11 @@ static void test_target_exit(void)
 			}
 			if (n < 0) {
 				ksft_print_msg("scan of an exiting target: %s\n", strerror(-n));
+				bad++;
+				break;
+			}
+			if (reaped) {
+				ksft_print_msg("scan of a reaped target: %ld\n", n);
 				bad++;
 				break;
 			}
