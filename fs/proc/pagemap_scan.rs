@@ -24,10 +24,7 @@
 
 use core::{
     mem::{offset_of, size_of},
-    ops::{
-        ControlFlow::{self, Break, Continue},
-        Deref,
-    },
+    ops::ControlFlow::{self, Break, Continue},
 };
 use kernel::{
     bindings,
@@ -844,48 +841,42 @@ impl Scan {
     /// Written pages are few and far between in a dirty-tracking scan, so entries are taken one
     /// at a time; the output merges adjacent ones into a region.
     fn scan_written(&mut self, ptes: &mut PteTable<'_>) -> WalkResult {
-        if self.write_protects() {
-            // The right to protect is asked for once for the table, not for each entry.
-            let mut wp = ptes.uffd_wp().ok_or(EINVAL)?;
-            self.scan_written_in(&mut wp, |wp, index| wp.protect(index))
-        } else {
-            self.scan_written_in(&mut &mut *ptes, |_, _| Ok(()))
-        }
-    }
-
-    /// Does [`Scan::scan_written`] on `ptes`, with `protect` for each written entry reported.
-    #[inline(always)]
-    fn scan_written_in<'a, T: Deref<Target = PteTable<'a>>>(
-        &mut self,
-        ptes: &mut T,
-        mut protect: impl FnMut(&mut T, usize) -> Result,
-    ) -> WalkResult {
         let written = Categories::from(Written);
         // Whether an entry is written depends only on whether it is populated and on its uffd
         // bit (the VMA's categories and a populated entry's are not wanted): ask the rule once.
         let none_written = self.vma.unprotected_category(&Bare::NONE) == written;
         let unprotected_written = self.vma.unprotected_category(&Bare::UNPROTECTED) == written;
-        let mut from = 0;
-        loop {
-            // A none entry has no uffd bit. Protected entries are the most, so ask that first.
-            let next = ptes.find_from(from, move |_, pte| {
-                !pte.is_uffd()
-                    && if pte.is_none() {
-                        none_written
-                    } else {
-                        unprotected_written
-                    }
-            });
-            let Some(index) = next else {
-                return Ok(Continue(()));
-            };
-            let addr = ptes.addr(index);
+        // A none entry has no uffd bit. Protected entries are the most, so ask that first.
+        let is_written = move |pte: Pte| {
+            !pte.is_uffd()
+                && if pte.is_none() {
+                    none_written
+                } else {
+                    unprotected_written
+                }
+        };
+        let write_protects = self.write_protects();
+        let mut report = |addr| {
             if self.report(written, addr, addr + PAGE_SIZE).full {
+                Break(())
+            } else {
+                Continue(())
+            }
+        };
+        if write_protects {
+            // The right to protect is asked for once for the table, not for each entry; an entry
+            // is protected once it is reported.
+            let mut wp = ptes.uffd_wp().ok_or(EINVAL)?;
+            return Ok(wp.protect_each(0, is_written, report));
+        }
+        let mut from = 0;
+        while let Some(index) = ptes.find_from(from, move |_, pte| is_written(pte)) {
+            if report(ptes.addr(index)).is_break() {
                 return Ok(Break(()));
             }
-            protect(ptes, index)?;
             from = index + 1;
         }
+        Ok(Continue(()))
     }
 
     /// Reports entries `first..end` of a PTE table, which have `categories`, and write-protects

@@ -370,6 +370,11 @@ mod uffd_wp {
         /// Whether `uffd_wp()` gave a view of each table, huge page or hole met.
         views: KVec<bool>,
         fail: Option<Error>,
+        /// Protect the present, unprotected entries of each table with
+        /// `UffdWp::protect_each()` instead, and stop after this many.
+        each: Option<usize>,
+        /// How many entries `protect_each` picked.
+        taken: usize,
     }
 
     impl Protect {
@@ -379,6 +384,8 @@ mod uffd_wp {
                 pages,
                 views: KVec::with_capacity(8, GFP_KERNEL)?,
                 fail: None,
+                each: None,
+                taken: 0,
             })
         }
 
@@ -399,6 +406,18 @@ mod uffd_wp {
                     let Some(mut wp) = wp else {
                         return Ok(Continue(()));
                     };
+                    if let Some(limit) = self.each {
+                        let taken = &mut self.taken;
+                        let select = |pte: Pte| pte.is_present() && !pte.is_uffd();
+                        return Ok(wp.protect_each(0, select, |_| {
+                            *taken += 1;
+                            if *taken > limit {
+                                Break(())
+                            } else {
+                                Continue(())
+                            }
+                        }));
+                    }
                     for i in 0..wp.len() {
                         if self.wants(wp.addr(i)) {
                             wp.protect(i)?;
@@ -533,6 +552,39 @@ mod uffd_wp {
         let mut p = Protect::new(addr, &[0, 7])?;
         assert_eq!(walk_uffd_wp(addr, end, &mut p)?, Continue(()));
         assert_eq!(take_flush(), (addr, addr + PAGE_SIZE));
+        Ok(())
+    }
+
+    #[test]
+    fn protects_each_picked_entry_until_told_to_stop() -> Result {
+        let addr = vm_mmap(8 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+        let end = addr + 8 * PAGE_SIZE;
+        for page in [1, 2, 4, 6] {
+            touch(addr + page * PAGE_SIZE)?;
+        }
+        register_uffd_wp(addr)?;
+        take_flush();
+        // The third present entry picked stops the walk before it is protected.
+        let mut p = Protect {
+            each: Some(2),
+            ..Protect::new(addr, &[])?
+        };
+        assert_eq!(walk_uffd_wp(addr, end, &mut p)?, Break(()));
+        assert_eq!(p.taken, 3);
+        assert_eq!(take_flush(), (addr + PAGE_SIZE, addr + 3 * PAGE_SIZE));
+        let ptes = ptes(addr, end)?;
+        assert!(uffd(ptes[1]) && uffd(ptes[2]) && !uffd(ptes[4]) && !uffd(ptes[6]));
+        // Without a limit: the other two; the protected ones are not picked again.
+        let mut p = Protect {
+            each: Some(usize::MAX),
+            ..Protect::new(addr, &[])?
+        };
+        assert_eq!(walk_uffd_wp(addr, end, &mut p)?, Continue(()));
+        assert_eq!(p.taken, 2);
+        assert_eq!(take_flush(), (addr + 4 * PAGE_SIZE, addr + 7 * PAGE_SIZE));
+        let ptes = ptes(addr, end)?;
+        assert!([1, 2, 4, 6].iter().all(|&page| uffd(ptes[page])));
+        assert!(ptes[0].is_some_and(Pte::is_none));
         Ok(())
     }
 

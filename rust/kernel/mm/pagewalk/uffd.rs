@@ -30,7 +30,10 @@ use crate::{
     },
     page::PAGE_SIZE,
 };
-use core::ops::{Deref, DerefMut};
+use core::ops::{
+    ControlFlow::{self, Continue},
+    Deref, DerefMut,
+};
 
 /// A VMA registered for userfaultfd write protection (`VM_UFFD_WP`).
 ///
@@ -206,6 +209,44 @@ impl UffdWp<'_, PteTable<'_>> {
             }
         }
         Ok(())
+    }
+
+    /// Goes through the entries from index `from` on and protects each one that `select` picks,
+    /// as [`UffdWp::protect`] does, once `take` has agreed; stops with `Break` where `take`
+    /// breaks, before that entry is protected.
+    ///
+    /// `select` gets the value of each entry, `take` the address of each entry picked. This is
+    /// the loop of a scan that reports what it protects: one pass, each entry read once.
+    #[inline]
+    pub fn protect_each(
+        &mut self,
+        from: usize,
+        mut select: impl FnMut(Pte) -> bool,
+        mut take: impl FnMut(usize) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let (ptes, len) = (self.0.ptes.as_ptr(), self.len());
+        let mut index = from;
+        loop {
+            // The search, apart: most entries are not picked.
+            let pte = loop {
+                if index >= len {
+                    return Continue(());
+                }
+                // SAFETY: `index` is in range, so the entry is valid and mapped (type invariants
+                // of `PteTable`).
+                let pte = Pte::from_raw(unsafe { bindings::ptep_get(ptes.add(index)) });
+                if select(pte) {
+                    break pte;
+                }
+                index += 1;
+            };
+            take(self.addr(index))?;
+            // SAFETY: `index` is in range and `pte` was read under the lock, which only the
+            // hardware changes meanwhile, and only in the accessed and dirty bits of a present
+            // entry, which `ptep_modify_prot_start()` keeps. `self` exists.
+            unsafe { self.0.protect_entry(index, pte) };
+            index += 1;
+        }
     }
 }
 
