@@ -572,8 +572,8 @@ mod uffd_wp {
         assert_eq!(walk_uffd_wp(addr, end, &mut p)?, Break(()));
         assert_eq!(p.taken, 3);
         assert_eq!(take_flush(), (addr + PAGE_SIZE, addr + 3 * PAGE_SIZE));
-        let ptes = ptes(addr, end)?;
-        assert!(uffd(ptes[1]) && uffd(ptes[2]) && !uffd(ptes[4]) && !uffd(ptes[6]));
+        let entries = ptes(addr, end)?;
+        assert!(uffd(entries[1]) && uffd(entries[2]) && !uffd(entries[4]) && !uffd(entries[6]));
         // Without a limit: the other two; the protected ones are not picked again.
         let mut p = Protect {
             each: Some(usize::MAX),
@@ -582,9 +582,9 @@ mod uffd_wp {
         assert_eq!(walk_uffd_wp(addr, end, &mut p)?, Continue(()));
         assert_eq!(p.taken, 2);
         assert_eq!(take_flush(), (addr + 4 * PAGE_SIZE, addr + 7 * PAGE_SIZE));
-        let ptes = ptes(addr, end)?;
-        assert!([1, 2, 4, 6].iter().all(|&page| uffd(ptes[page])));
-        assert!(ptes[0].is_some_and(Pte::is_none));
+        let entries = ptes(addr, end)?;
+        assert!([1, 2, 4, 6].iter().all(|&page| uffd(entries[page])));
+        assert!(entries[0].is_some_and(Pte::is_none));
         Ok(())
     }
 
