@@ -201,13 +201,7 @@ impl UffdWp<'_, PteTable<'_>> {
         if from > to || to > self.len() {
             return Err(EINVAL);
         }
-        for index in from..to {
-            let Some(pte) = self.get(index) else { break };
-            if !pte.is_uffd() {
-                // SAFETY: As in `protect`.
-                unsafe { self.0.protect_entry(index, pte) };
-            }
-        }
+        let _ = self.protect_picked(from, to, |pte| !pte.is_uffd(), |_| Continue(()));
         Ok(())
     }
 
@@ -221,19 +215,31 @@ impl UffdWp<'_, PteTable<'_>> {
     pub fn protect_each(
         &mut self,
         from: usize,
+        select: impl FnMut(Pte) -> bool,
+        take: impl FnMut(usize) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        self.protect_picked(from, self.len(), select, take)
+    }
+
+    /// Does [`UffdWp::protect_each`] on the entries `from..to` (none past `len()`).
+    #[inline(always)]
+    fn protect_picked(
+        &mut self,
+        from: usize,
+        to: usize,
         mut select: impl FnMut(Pte) -> bool,
         mut take: impl FnMut(usize) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
-        let (ptes, len) = (self.0.ptes.as_ptr(), self.len());
+        let (ptes, to) = (self.0.ptes.as_ptr(), to.min(self.len()));
         let mut index = from;
         loop {
             // The search, apart: most entries are not picked.
             let pte = loop {
-                if index >= len {
+                if index >= to {
                     return Continue(());
                 }
-                // SAFETY: `index` is in range, so the entry is valid and mapped (type invariants
-                // of `PteTable`).
+                // SAFETY: `index < to <= len()`, so the entry is valid and mapped (type
+                // invariants of `PteTable`).
                 let pte = Pte::from_raw(unsafe { bindings::ptep_get(ptes.add(index)) });
                 if select(pte) {
                     break pte;
