@@ -372,7 +372,8 @@ static void test_scan(void)
 				break;
 			}
 			if (ret >= 0 && before[i] && !after[i] && !reported[i]) {
-				ksft_print_msg("point %u: page %zu protected, not reported\n", n, i);
+				ksft_print_msg("point %u: page %zu protected, not reported\n",
+					       n, i);
 				bad++;
 				break;
 			}
