@@ -21,8 +21,10 @@ for p in "${series[@]}"; do
 	# look up the ids of Fixes: tags.  FILE_PATH_CHANGES ("does MAINTAINERS
 	# need updating?") warns on every new file of a patch that does not touch
 	# MAINTAINERS, even one in a directory MAINTAINERS covers; the check below
-	# asks get_maintainer.pl instead.  Everything else is checked.
-	out=$(scripts/checkpatch.pl --strict --codespell --codespellfile "$spell" --ignore UNKNOWN_COMMIT_ID,FILE_PATH_CHANGES "$p" 2>&1 || true)
+	# asks get_maintainer.pl instead.  Everything else is checked.  The
+	# SPDX check (scripts/spdxcheck.py, ply and GitPython) runs the first
+	# python3 in PATH: Debian's, which has them, not a pyenv one.
+	out=$(PATH=/usr/bin:$PATH scripts/checkpatch.pl --strict --codespell --codespellfile "$spell" --ignore UNKNOWN_COMMIT_ID,FILE_PATH_CHANGES "$p" 2>&1 || true)
 	tot=$(echo "$out" | sed -n 's/^total: \([0-9]*\) errors, \([0-9]*\) warnings, \([0-9]*\) checks.*/\1 \2 \3/p')
 	if [ "$tot" != "0 0 0" ]; then
 		echo "$out" | grep -v '^$' >&2

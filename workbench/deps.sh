@@ -5,7 +5,7 @@
 
 PKGS=(clang-22 lld-22 llvm-22 libclang-22-dev flex bison bc cpio libelf-dev libssl-dev
       qemu-system-x86 busybox-static codespell python3 gcc make git rsync
-      debian-archive-keyring dwarves)
+      debian-archive-keyring dwarves python3-ply python3-git)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
