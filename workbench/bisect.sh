@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # Every patch of the series must build on its own: build each prefix of the
 # series (base + patches 1..k) in the KUnit build directory, where the Rust
-# KUnit tests are compiled too, with clippy.  Incremental, so each step
-# rebuilds only what the patch changes.  Each prefix is compiled and archived
+# KUnit tests are compiled too, with clippy, and with the kunitconfig's
+# options (the Rust implementations among them) set at every step.
+# Incremental, so each step rebuilds only what the patch changes.  Each prefix is compiled and archived
 # (vmlinux.a: every object of the kernel, Rust crates, doctests and KUnit
 # suites included) but not linked: the three kallsyms links of a lockdep
 # kernel were most of a step, and the whole series is linked and booted by
@@ -22,6 +23,12 @@ for c in $(git rev-list --reverse "$BASE_TAG..$head"); do
 	git checkout -q --detach "$c"
 	subject=$(git log -1 --format=%s "$c")
 	blog=$CACHE/bisect-$n.log
+	# A step whose Kconfig lacks an option of the kunitconfig drops it from
+	# .config, and the next steps would not build the code behind it: put
+	# the kunitconfig back before every step.
+	cat "$WB_TOP/config/kunitconfig" >>"$KUNIT_BUILD/.config"
+	kmake "$KUNIT_BUILD" olddefconfig >"$CACHE/bisect-$n.config.log" 2>&1 ||
+		die "patch $n: olddefconfig failed (log: $CACHE/bisect-$n.config.log)"
 	if ! kmake "$KUNIT_BUILD" CLIPPY=1 vmlinux.a >"$blog" 2>&1; then
 		grep -E -B2 -A8 'error(\[E[0-9]+\])?:' "$blog" | head -30 >&2
 		log "patch $n does not build on its own: $subject (log: $blog)"
@@ -36,5 +43,13 @@ for c in $(git rev-list --reverse "$BASE_TAG..$head"); do
 		log "patch $n builds: $subject"
 	fi
 done
+# At the series' HEAD every option of the kunitconfig exists: each must be
+# set, or some step built less than the series has.
+while read -r opt; do
+	if ! grep -qxF "$opt" "$KUNIT_BUILD/.config"; then
+		log "the last step did not build with $opt"
+		fail=$((fail + 1))
+	fi
+done < <(grep '^CONFIG_' "$WB_TOP/config/kunitconfig")
 echo "bisect: $((n - fail)) passed, $fail failed, 0 skipped"
 [ $fail = 0 ]
