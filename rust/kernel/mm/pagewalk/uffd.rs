@@ -230,29 +230,78 @@ impl UffdWp<'_, PteTable<'_>> {
         mut select: impl FnMut(Pte) -> bool,
         mut take: impl FnMut(usize) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
-        let (ptes, to) = (self.0.ptes.as_ptr(), to.min(self.len()));
-        let mut index = from;
-        loop {
-            // The search, apart: most entries are not picked.
-            let pte = loop {
-                if index >= to {
-                    return Continue(());
-                }
-                // SAFETY: `index < to <= len()`, so the entry is valid and mapped (type
-                // invariants of `PteTable`).
-                let pte = Pte::from_raw(unsafe { bindings::ptep_get(ptes.add(index)) });
-                if select(pte) {
-                    break pte;
-                }
-                index += 1;
-            };
+        let to = to.min(self.len());
+        let mut from = from;
+        while let Some((index, pte)) = self.pick(from, to, &mut select) {
             take(self.addr(index))?;
-            // SAFETY: `index` is in range and `pte` was read under the lock, which only the
+            // SAFETY: `index < to <= len()` and `pte` was read under the lock, which only the
             // hardware changes meanwhile, and only in the accessed and dirty bits of a present
             // entry, which `ptep_modify_prot_start()` keeps. `self` exists.
             unsafe { self.0.protect_entry(index, pte) };
+            from = index + 1;
+        }
+        Continue(())
+    }
+
+    /// Returns the first entry of `from..to` that `select` picks, with its index; `to` is at
+    /// most `len()`.
+    ///
+    /// Most entries are not picked: they are read four at a time, so that the bound check and
+    /// the branch back are paid once per four entries.
+    #[inline(always)]
+    fn pick(
+        &self,
+        from: usize,
+        to: usize,
+        select: &mut impl FnMut(Pte) -> bool,
+    ) -> Option<(usize, Pte)> {
+        let mut index = from;
+        while index + 4 <= to {
+            // SAFETY: `index + 3 < to <= len()`.
+            let ptes: [Pte; 4] = unsafe {
+                [
+                    self.entry(index),
+                    self.entry(index + 1),
+                    self.entry(index + 2),
+                    self.entry(index + 3),
+                ]
+            };
+            let [a, b, c, d] = ptes;
+            if select(a) {
+                return Some((index, a));
+            }
+            if select(b) {
+                return Some((index + 1, b));
+            }
+            if select(c) {
+                return Some((index + 2, c));
+            }
+            if select(d) {
+                return Some((index + 3, d));
+            }
+            index += 4;
+        }
+        while index < to {
+            // SAFETY: `index < to <= len()`.
+            let pte = unsafe { self.entry(index) };
+            if select(pte) {
+                return Some((index, pte));
+            }
             index += 1;
         }
+        None
+    }
+
+    /// Returns the value of entry `index`.
+    ///
+    /// # Safety
+    ///
+    /// `index < self.len()`.
+    #[inline(always)]
+    unsafe fn entry(&self, index: usize) -> Pte {
+        // SAFETY: `index` is in range, so the entry is valid and mapped (type invariants of
+        // `PteTable`).
+        Pte::from_raw(unsafe { bindings::ptep_get(self.0.ptes.as_ptr().add(index)) })
     }
 }
 
