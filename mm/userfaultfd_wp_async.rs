@@ -45,7 +45,8 @@ use kernel::{
 /// markers make possible.
 const NEEDS_WP_MARKERS: Features = Features::WP_HUGETLBFS_SHMEM
     .union(Features::WP_UNPOPULATED)
-    .union(Features::WP_ASYNC);
+    .union(Features::WP_ASYNC)
+    .union(Features::WP_LOG);
 
 /// Returns the features of `available` that this system can offer, as far as write protection
 /// is concerned: those needing uffd-wp markers only if `wp_markers`.
@@ -63,7 +64,8 @@ fn available_features(available: Features, wp_markers: bool) -> Features {
 /// # Errors
 ///
 /// [`EINVAL`] if what was asked for, with what it implies, is not available, or if
-/// `UFFD_FEATURE_RWP_ASYNC` is asked for without `UFFD_FEATURE_RWP`.
+/// `UFFD_FEATURE_RWP_ASYNC` is asked for without `UFFD_FEATURE_RWP`, or `UFFD_FEATURE_WP_LOG`
+/// without `UFFD_FEATURE_WP_ASYNC`.
 fn negotiate(requested: Features, available: Features) -> Result<Features> {
     // The asynchronous mode resolves faults on unpopulated entries too, so they must be
     // protected with markers.
@@ -73,6 +75,10 @@ fn negotiate(requested: Features, available: Features) -> Result<Features> {
         requested
     };
     if features.contains(Features::RWP_ASYNC) && !features.contains(Features::RWP) {
+        return Err(EINVAL);
+    }
+    // The log records what the asynchronous mode resolves.
+    if features.contains(Features::WP_LOG) && !features.contains(Features::WP_ASYNC) {
         return Err(EINVAL);
     }
     if !available.contains(features) {
@@ -215,7 +221,7 @@ mod tests {
     use super::*;
 
     /// Every feature the rules are about.
-    const NAMED: [Features; 7] = [
+    const NAMED: [Features; 8] = [
         Features::PAGEFAULT_FLAG_WP,
         Features::EVENT_FORK,
         Features::WP_HUGETLBFS_SHMEM,
@@ -223,6 +229,7 @@ mod tests {
         Features::WP_ASYNC,
         Features::RWP,
         Features::RWP_ASYNC,
+        Features::WP_LOG,
     ];
 
     /// Returns the `n`-th subset of [`NAMED`].
@@ -255,6 +262,11 @@ mod tests {
         assert_eq!(negotiate(Features::RWP_ASYNC, all), Err(EINVAL));
         let rwp = Features::RWP.union(Features::RWP_ASYNC);
         assert_eq!(negotiate(rwp, all), Ok(rwp));
+        // The log needs the asynchronous mode, whose implied feature it gets too.
+        assert_eq!(negotiate(Features::WP_LOG, all), Err(EINVAL));
+        let log = Features::WP_LOG.union(Features::WP_ASYNC);
+        assert_eq!(negotiate(log, all), Ok(log.union(Features::WP_UNPOPULATED)));
+        assert_eq!(negotiate(log, no_markers), Err(EINVAL));
         // A bit the kernel does not know.
         assert_eq!(negotiate(Features::from_bits(1 << 40), all), Err(EINVAL));
         // WP_UNPOPULATED is implied, so it must be available for WP_ASYNC to be.
@@ -290,8 +302,11 @@ mod tests {
                 let wp_async = requested.contains(Features::WP_ASYNC);
                 let rwp_async_alone =
                     requested.contains(Features::RWP_ASYNC) && !requested.contains(Features::RWP);
+                let log_alone =
+                    requested.contains(Features::WP_LOG) && !requested.contains(Features::WP_ASYNC);
                 let implied_missing = wp_async && !available.contains(Features::WP_UNPOPULATED);
-                if rwp_async_alone || !available.contains(requested) || implied_missing {
+                if rwp_async_alone || log_alone || !available.contains(requested) || implied_missing
+                {
                     assert_eq!(result, Err(EINVAL));
                     continue;
                 }

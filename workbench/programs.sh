@@ -8,7 +8,7 @@
 ST=$CACHE/st
 mkdir -p "$ST"
 [ -d "$BUILD/usr/include/linux" ] || die "no uapi headers in $BUILD/usr/include; run 'make build'"
-SELFTESTS=${SELFTESTS:-pagemap_ioctl uffd-unit-tests pagemap_scan uffd_wp_async uffd_wp_stress pagemap_scan_exit pagemap_fail_nth}
+SELFTESTS=${SELFTESTS:-pagemap_ioctl uffd-unit-tests pagemap_scan uffd_wp_async uffd_wp_log uffd_wp_stress pagemap_scan_exit pagemap_fail_nth}
 targets=()
 for t in $SELFTESTS; do targets+=("$ST/$t"); done
 if ! make -C "$TREE/tools/testing/selftests/mm" -j"$JOBS" OUTPUT="$ST" \
@@ -23,10 +23,13 @@ for p in "$WB_TOP"/workbench/progs/*.c; do
 	gcc -static -O2 -Wall -Werror -isystem "$BUILD/usr/include" -o "$out" "$p" -lpthread ||
 		die "building $(basename "$p") failed"
 done
-# The benchmark of the series (tools/mm), if the tree under test has it.
-bench=$TREE/tools/mm/pagemap_scan_bench.c
-if [ -f "$bench" ] && ! { [ "$ST/pagemap_scan_bench" -nt "$bench" ] &&
-		       [ "$ST/pagemap_scan_bench" -nt "$BUILD/usr/include/linux/fs.h" ]; }; then
-	gcc -static -O2 -Wall -Wextra -Werror -isystem "$BUILD/usr/include" \
-		-o "$ST/pagemap_scan_bench" "$bench" || die "building pagemap_scan_bench failed"
-fi
+# The benchmark and the tracking client of the series (tools/mm), if the tree
+# under test has them.
+for prog in pagemap_scan_bench uffd_wp_log_track; do
+	src=$TREE/tools/mm/$prog.c
+	if [ -f "$src" ] && ! { [ "$ST/$prog" -nt "$src" ] &&
+			      [ "$ST/$prog" -nt "$BUILD/usr/include/linux/fs.h" ]; }; then
+		gcc -static -O2 -Wall -Wextra -Werror -isystem "$BUILD/usr/include" \
+			-o "$ST/$prog" "$src" -lpthread || die "building $prog failed"
+	fi
+done

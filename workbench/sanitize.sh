@@ -4,14 +4,14 @@
 # UBSAN, KFENCE, kmemleak and fault injection on top of the guest's DEBUG_VM
 # and lockdep (config/sanitize.config), booted with panic_on_warn, each on the
 # Rust and on the C implementations: pagemap_ioctl, pagemap_scan,
-# uffd_wp_async, uffd-unit-tests (Rust), uffd_wp_stress, pagemap_scan_exit and
-# pagemap_fail_nth. After the tests, kmemleak scans twice and any leak it
+# uffd_wp_async, uffd_wp_log, uffd-unit-tests (Rust), uffd_wp_stress,
+# pagemap_scan_exit and pagemap_fail_nth. After the tests, kmemleak scans twice and any leak it
 # reports fails the run; so does any KASAN, UBSAN, KFENCE, lockdep or WARN
 # report on the console (tapcheck).
 #
 # sanitize.sh --quick (the sanitize step of `make test`): the series'
-# reliability tests only (uffd_wp_async, uffd_wp_stress, pagemap_scan_exit,
-# pagemap_fail_nth), which the plain guest cannot run or cannot check as
+# reliability tests only (uffd_wp_async, uffd_wp_log, uffd_wp_stress,
+# pagemap_scan_exit, pagemap_fail_nth), which the plain guest cannot run or cannot check as
 # well; pagemap_ioctl, pagemap_scan and uffd-unit-tests run in the plain guest
 # of the selftests step, and here in `make sanitize`.
 . "$(dirname "$0")/lib.sh"
@@ -40,6 +40,7 @@ if [ -z "$quick" ]; then
 fi
 for impl in rust c; do
 	tests+=("uffd_wp_async.$impl=./impl $impl ./uffd_wp_async@1200"
+		"uffd_wp_log.$impl=./impl $impl ./uffd_wp_log@1200"
 		"uffd_wp_stress.$impl=./impl $impl ./uffd_wp_stress -r ${STRESS_ROUNDS:-20}@1800"
 		"pagemap_scan_exit.$impl=./impl $impl ./pagemap_scan_exit@1200"
 		"pagemap_fail_nth.$impl=./impl $impl ./pagemap_fail_nth@1800")

@@ -41,3 +41,15 @@ __rust_helper pte_t rust_helper_huge_pte_clear_uffd(pte_t pte)
 	return huge_pte_clear_uffd(pte);
 }
 #endif
+
+#ifdef CONFIG_USERFAULTFD_WP_ASYNC_RUST
+__rust_helper void *rust_helper_userfaultfd_wp_log(struct userfaultfd_ctx *ctx)
+{
+	return userfaultfd_wp_log(ctx);
+}
+
+__rust_helper bool rust_helper_userfaultfd_wp_log_set(struct userfaultfd_ctx *ctx, void *log)
+{
+	return userfaultfd_wp_log_set(ctx, log);
+}
+#endif

@@ -30,6 +30,13 @@
  * lock) and in another process (same CPU load, no lock shared): their ratio
  * is what giving the lock up costs the scan.
  *
+ * The wp-log scenario (-o wp-log, or all; with UFFD_FEATURE_WP_LOG) measures one
+ * dirty-tracking round over 1 GiB of uffd-wp memory with 0, 64, 4096 and
+ * 65536 pages written since the last: UFFDIO_WP_LOG_READ with
+ * UFFDIO_WP_LOG_READ_MODE_WP (harvest and re-protect what was written) against
+ * the Rust PAGEMAP_SCAN with PM_SCAN_WP_MATCHING, per round; and the async
+ * write fault of a context with the log against one without.
+ *
  * Times are wall-clock (CLOCK_MONOTONIC) of the guest. Under QEMU's -icount
  * they are instruction counts (1 ns per instruction), which do not depend on
  * the host; the output says which kind it is when told (-k KIND).
@@ -588,6 +595,160 @@ static void run_lock_wait(const char *layout, size_t len, size_t stride,
 	munmap(a.mem, a.len);
 }
 
+#define LOG_ENTRIES	65536
+
+/* A context with the log, or without (@log false), protecting all of @a. */
+static int log_area(struct area *a, bool log)
+{
+	struct uffdio_api api = {
+		.api = UFFD_API,
+		.features = UFFD_FEATURE_WP_ASYNC | (log ? UFFD_FEATURE_WP_LOG : 0),
+	};
+	struct uffdio_wp_log_setup setup = { .entries = LOG_ENTRIES, .watermark = LOG_ENTRIES };
+	struct uffdio_register reg = {
+		.range = { .start = (unsigned long)a->mem, .len = a->len },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	struct uffdio_writeprotect wp = {
+		.range = { .start = (unsigned long)a->mem, .len = a->len },
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+
+	a->uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (a->uffd < 0 || ioctl(a->uffd, UFFDIO_API, &api))
+		return -1;
+	if (log && ioctl(a->uffd, UFFDIO_WP_LOG_SETUP, &setup))
+		return -1;
+	if (ioctl(a->uffd, UFFDIO_REGISTER, &reg) || ioctl(a->uffd, UFFDIO_WRITEPROTECT, &wp))
+		return -1;
+	return 0;
+}
+
+/* Harvests the whole log, with re-protection if @wp; returns the entries. */
+static long log_harvest(struct area *a, bool wp)
+{
+	static struct uffd_wp_log_entry e[LOG_ENTRIES];
+	struct uffdio_wp_log_read rd;
+	long n = 0;
+
+	do {
+		rd = (struct uffdio_wp_log_read){
+			.entries = (unsigned long)e,
+			.max = LOG_ENTRIES,
+			.mode = wp ? UFFDIO_WP_LOG_READ_MODE_WP : 0,
+		};
+		if (ioctl(a->uffd, UFFDIO_WP_LOG_READ, &rd))
+			die("UFFDIO_WP_LOG_READ");
+		if (rd.lost)
+			die("the log lost writes");
+		n += rd.count;
+	} while (rd.count == LOG_ENTRIES);
+	return n;
+}
+
+/* Writes @n pages of @a, spread evenly. */
+static void write_spread(struct area *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		a->mem[i * (a->pages / n) * page_size] = 5;
+}
+
+static void wp_log(bool quick)
+{
+	static const size_t written[] = { 0, 64, 4096, 65536 };
+	struct area a = { .len = quick ? 16UL << 20 : 1UL << 30, .uffd = -1 };
+	struct area plain = { .len = quick ? 16UL << 20 : 64UL << 20, .uffd = -1 };
+	uint64_t ns[2][MAX_ROUNDS];
+	struct stats st[2];
+
+	a.pages = a.len / page_size;
+	plain.pages = plain.len / page_size;
+	a.mem = map_anon(a.len, 0);
+	plain.mem = map_anon(plain.len, 0);
+	if (!a.mem || !plain.mem)
+		die("mmap");
+	madvise(a.mem, a.len, MADV_NOHUGEPAGE);
+	madvise(plain.mem, plain.len, MADV_NOHUGEPAGE);
+	populate(a.mem, a.len);
+	populate(plain.mem, plain.len);
+	if (log_area(&a, true)) {
+		printf("\nwp-log: left out: %s\n", strerror(errno));
+		munmap(a.mem, a.len);
+		munmap(plain.mem, plain.len);
+		return;
+	}
+	set_impl(IMPL_RUST);
+
+	printf("\nwp-log: one tracking round over %zu MiB (%zu pages), %d rounds; %s per round,\n",
+	       a.len >> 20, a.pages, rounds, kind);
+	printf("median: UFFDIO_WP_LOG_READ + MODE_WP vs WRITTEN + WP_MATCHING scan (Rust)\n");
+	printf("%-12s %9s  %14s  %14s  %9s\n", "scenario", "written", "log", "scan", "scan/log");
+	for (size_t w = 0; w < ARRAY_SIZE(written); w++) {
+		size_t n = written[w] < a.pages ? written[w] : a.pages;
+
+		for (int r = 0; r < rounds; r++) {
+			uint64_t t;
+
+			write_spread(&a, n);
+			t = now_ns();
+			if (log_harvest(&a, true) != (long)n)
+				die("the log missed writes");
+			ns[0][r] = now_ns() - t;
+
+			write_spread(&a, n);
+			t = now_ns();
+			scan_all(&a, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, PAGE_IS_WRITTEN, 0,
+				 0, PAGE_IS_WRITTEN, true);
+			ns[1][r] = now_ns() - t;
+			/* Not timed: the scan's round logged its writes too. */
+			log_harvest(&a, false);
+		}
+		st[0] = summarize(ns[0], rounds, 1);
+		st[1] = summarize(ns[1], rounds, 1);
+		printf("%-12s %9zu  %14.0f  %14.0f  %9.1f\n", "wp-log", n, st[0].median,
+		       st[1].median, st[1].median / st[0].median);
+		if (json)
+			fprintf(json, "{\"scenario\":\"wp-log\",\"mib\":%zu,\"written\":%zu,"
+				"\"rounds\":%d,\"unit\":\"%s per round\",\"log\":%.0f,"
+				"\"scan\":%.0f,\"ratio\":%.2f}\n", a.len >> 20, n, rounds, kind,
+				st[0].median, st[1].median, st[1].median / st[0].median);
+	}
+
+	/* The write fault, with and without the log, on the Rust WP_ASYNC. */
+	if (log_area(&plain, false))
+		die("uffd");
+	for (int r = 0; r < rounds; r++) {
+		uint64_t t;
+		size_t n = plain.pages;
+
+		if (n > LOG_ENTRIES)
+			n = LOG_ENTRIES;
+		t = now_ns();
+		for (size_t i = 0; i < n; i++)
+			a.mem[i * page_size] = 6;
+		ns[0][r] = (now_ns() - t) / n;
+		log_harvest(&a, true);
+		t = now_ns();
+		for (size_t i = 0; i < n; i++)
+			plain.mem[i * page_size] = 6;
+		ns[1][r] = (now_ns() - t) / n;
+		scan_all(&plain, PM_SCAN_WP_MATCHING, PAGE_IS_WRITTEN, 0, 0, PAGE_IS_WRITTEN, false);
+	}
+	st[0] = summarize(ns[0], rounds, 1);
+	st[1] = summarize(ns[1], rounds, 1);
+	printf("%-12s %9s  %14.0f  %14.0f  %9.3f  (per fault: with the log, without; ratio with/without)\n",
+	       "write-fault", "", st[0].median, st[1].median, st[0].median / st[1].median);
+	if (json)
+		fprintf(json, "{\"scenario\":\"wp-log-fault\",\"rounds\":%d,\"unit\":\"%s per fault\","
+			"\"log\":%.0f,\"nolog\":%.0f,\"ratio\":%.3f}\n", rounds, kind,
+			st[0].median, st[1].median, st[0].median / st[1].median);
+	close(a.uffd);
+	close(plain.uffd);
+	munmap(a.mem, a.len);
+	munmap(plain.mem, plain.len);
+	set_impl(IMPL_C);
+}
+
 static void lock_wait(bool quick)
 {
 	struct mapper *m = mmap(NULL, 2 * sizeof(*m), PROT_READ | PROT_WRITE,
@@ -689,6 +850,8 @@ int main(int argc, char **argv)
 	}
 	if (!only || !strcmp(only, "lock-wait"))
 		lock_wait(quick);
+	if (!only || !strcmp(only, "wp-log"))
+		wp_log(quick);
 	set_impl(IMPL_RUST);
 	return 0;
 }

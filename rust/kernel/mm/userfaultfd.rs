@@ -14,6 +14,14 @@
 #![cfg(CONFIG_USERFAULTFD)]
 
 use crate::{bindings, mm::virt::VmaRef};
+#[cfg(CONFIG_USERFAULTFD_WP_ASYNC_RUST)]
+use crate::{
+    mm::Mm,
+    prelude::*,
+    sync::ring::Ring,
+    transmute::AsBytes,
+    types::{ForeignOwnable, Opaque},
+};
 use core::{marker::PhantomData, ptr::NonNull};
 
 /// A set of userfaultfd features (`UFFD_FEATURE_*` of `include/uapi/linux/userfaultfd.h`).
@@ -49,6 +57,8 @@ impl Features {
     pub const RWP: Self = Self(bindings::UFFD_FEATURE_RWP as u64);
     /// Read-write-protect faults are resolved by the kernel, without a message.
     pub const RWP_ASYNC: Self = Self(bindings::UFFD_FEATURE_RWP_ASYNC as u64);
+    /// The asynchronously resolved write faults are logged (`UFFDIO_WP_LOG_SETUP`).
+    pub const WP_LOG: Self = Self(bindings::UFFD_FEATURE_WP_LOG as u64);
 
     /// Returns the set whose `UFFD_FEATURE_*` bits are `bits`.
     #[inline]
@@ -276,4 +286,135 @@ impl<'a> HugetlbWriteFault<'a> {
 pub fn supports_wp_markers() -> bool {
     // SAFETY: It only reads what the architecture supports.
     unsafe { bindings::uffd_supports_wp_marker() }
+}
+
+/// A userfaultfd context (`struct userfaultfd_ctx`).
+///
+/// # Invariants
+///
+/// The context is valid for the lifetime of the reference. It keeps its mm allocated
+/// (`mmgrab()`) for as long.
+#[cfg(CONFIG_USERFAULTFD_WP_ASYNC_RUST)]
+#[repr(transparent)]
+pub struct UffdCtx(Opaque<bindings::userfaultfd_ctx>);
+
+/// A page whose write fault a context resolved asynchronously: an entry of its [`WpLog`], as
+/// user space reads it (`struct uffd_wp_log_entry`).
+#[cfg(CONFIG_USERFAULTFD_WP_ASYNC_RUST)]
+#[repr(C)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct WrittenPage {
+    /// The address of the page.
+    pub addr: u64,
+    /// The size of the page: the base page size, or that of a hugetlb page.
+    pub len: u64,
+}
+
+// SAFETY: Two `u64`s with `repr(C)`: no padding, and any value is initialised bytes.
+#[cfg(CONFIG_USERFAULTFD_WP_ASYNC_RUST)]
+unsafe impl AsBytes for WrittenPage {}
+
+/// The log of the pages written in a context's asynchronous write-protect mode
+/// (`UFFD_FEATURE_WP_LOG`).
+#[cfg(CONFIG_USERFAULTFD_WP_ASYNC_RUST)]
+pub type WpLog = Ring<WrittenPage>;
+
+#[cfg(CONFIG_USERFAULTFD_WP_ASYNC_RUST)]
+impl UffdCtx {
+    /// Creates a reference to a context from its C pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point at a valid context that stays valid for `'a`.
+    #[inline]
+    pub unsafe fn from_raw<'a>(ptr: *mut bindings::userfaultfd_ctx) -> &'a Self {
+        // SAFETY: `UffdCtx` is a transparent wrapper of the C struct; the caller guarantees that
+        // it is valid for `'a`.
+        unsafe { &*ptr.cast::<Self>() }
+    }
+
+    /// Returns the C pointer of the context.
+    #[inline]
+    pub fn as_ptr(&self) -> *mut bindings::userfaultfd_ctx {
+        self.0.get()
+    }
+
+    /// Returns the mm the context was made for.
+    #[inline]
+    pub fn mm(&self) -> &Mm {
+        // SAFETY: The context is valid, and `mm` is set when it is made and never changes; the
+        // context keeps the mm allocated while it is alive (type invariants).
+        unsafe { Mm::from_raw((*self.as_ptr()).mm) }
+    }
+
+    /// Returns the features of the context, as `UFFDIO_API` and `UFFDIO_SET_MODE` last set them.
+    #[inline]
+    pub fn features(&self) -> Features {
+        // SAFETY: The context is valid; `UFFDIO_SET_MODE` writes the field with `WRITE_ONCE()`,
+        // so it is read once, as C `READ_ONCE()` does.
+        let bits = unsafe { core::ptr::read_volatile(&raw const (*self.as_ptr()).features) };
+        Features::from_bits(bits.into())
+    }
+
+    /// Returns the context's log of written pages, if it has one.
+    #[inline]
+    pub fn wp_log(&self) -> Option<Pin<&WpLog>> {
+        // SAFETY: The context is valid.
+        let log = unsafe { bindings::userfaultfd_wp_log(self.as_ptr()) };
+        if log.is_null() {
+            return None;
+        }
+        // SAFETY: A log that is not null was set by `set_wp_log` from a `Pin<KBox<WpLog>>`, and is
+        // freed only with the context, which outlives `self`. The acquire load above pairs with
+        // the release that published it, so it is seen initialised.
+        Some(unsafe { <Pin<KBox<WpLog>>>::borrow(log) })
+    }
+
+    /// Gives the context its log of written pages, once.
+    ///
+    /// # Errors
+    ///
+    /// [`EBUSY`] if the context has a log already (`log` is then dropped).
+    pub fn set_wp_log(&self, log: Pin<KBox<WpLog>>) -> Result {
+        let raw = log.into_foreign();
+        // SAFETY: The context is valid; the log is published with a release, after its
+        // initialisation.
+        if unsafe { bindings::userfaultfd_wp_log_set(self.as_ptr(), raw) } {
+            return Ok(());
+        }
+        // SAFETY: `raw` comes from `into_foreign` above and was not published, so it is still
+        // owned here.
+        drop(unsafe { <Pin<KBox<WpLog>>>::from_foreign(raw) });
+        Err(EBUSY)
+    }
+}
+
+#[cfg(CONFIG_USERFAULTFD_WP_ASYNC_RUST)]
+impl VmaRef {
+    /// Returns the userfaultfd context the VMA is registered with, if any.
+    #[inline]
+    pub fn uffd_ctx(&self) -> Option<&UffdCtx> {
+        // SAFETY: The VMA is valid and its mmap or vma lock held (type invariants of `VmaRef`),
+        // which keeps the field and the context it points at (if any) as they are.
+        let ctx = unsafe { (*self.as_ptr()).vm_userfaultfd_ctx.ctx };
+        // SAFETY: A context a VMA is registered with is alive until it is unregistered, which
+        // takes the locks held for the lifetime of `self`.
+        (!ctx.is_null()).then(|| unsafe { UffdCtx::from_raw(ctx) })
+    }
+}
+
+/// Frees the log of written pages of a context that is freed.
+///
+/// # Safety
+///
+/// `log` is null, or the log of a context that is freed (set by [`UffdCtx::set_wp_log`]), which
+/// nothing uses any more.
+#[cfg(CONFIG_USERFAULTFD_WP_ASYNC_RUST)]
+#[export]
+pub unsafe extern "C" fn rust_uffd_wp_log_free(log: *mut c_void) {
+    if !log.is_null() {
+        // SAFETY: The caller guarantees that the log came from `set_wp_log`, that is from
+        // `into_foreign`, and that nothing borrows it any more.
+        drop(unsafe { <Pin<KBox<WpLog>>>::from_foreign(log) });
+    }
 }

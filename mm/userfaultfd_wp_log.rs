@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The log of written pages of asynchronous userfaultfd write protection (`UFFD_FEATURE_WP_LOG`).
+//!
+//! A context in the asynchronous mode (`UFFD_FEATURE_WP_ASYNC`) resolves a write to a page it
+//! protected by dropping the protection; a tracker then finds the pages written with a
+//! `PAGEMAP_SCAN`, which walks the whole range it tracks. With `UFFD_FEATURE_WP_LOG` the context
+//! also logs each page whose write fault it resolved, in the order it resolved them, so that a
+//! tracking round costs what was written, not what is tracked:
+//!
+//! - `UFFDIO_WP_LOG_SETUP` gives the context its log, once: a ring of a power of two of
+//!   entries (a `WpLog`), allocated (and charged to the caller's memory cgroup) there, never on a fault.
+//! - The write fault, where C resolved it (the PTE or hugetlb entry locked), appends the page.
+//!   A page faults once per protect-write cycle, so it is logged once per cycle. A full log
+//!   never makes the writer wait: the entry is counted as lost, and the reader learns that it
+//!   has to scan instead, which stays exact because the page tables keep the state. The first
+//!   loss, or reaching the watermark, wakes up `poll()`.
+//! - `UFFDIO_WP_LOG_READ` moves the oldest entries to user space, in order, and with
+//!   `UFFDIO_WP_LOG_READ_MODE_WP` write-protects those pages again in the same call, so that a
+//!   round is one call whose cost is the number of pages written. The entries are removed only
+//!   once copied (and protected): a failure leaves them in the log, to be read again.
+//!
+//! What the log does not know: an entry whose page has since been unmapped, moved (`mremap()`),
+//! or unregistered is still read; protecting it again finds no page of the context there and
+//! does nothing. A forked child's context (`UFFD_FEATURE_EVENT_FORK`) starts without a log. The
+//! log is freed with the context, when the last file reference to it goes.
+//!
+//! Lock order: the log's reader mutex, then the mmap lock, then page table locks, then the log's
+//! spinlock; a fault takes the last two only.
+
+use core::ops::ControlFlow::Continue;
+use kernel::{
+    alloc::flags::GFP_KERNEL_ACCOUNT,
+    bindings,
+    error::from_result,
+    mm::{
+        pagewalk::{Hole, HugetlbEntry, PageWalker, PmdEntry, PmdLock, VmaAction, WalkResult},
+        userfaultfd::{Features, UffdCtx, WrittenPage},
+        virt::{flags, VmaRef},
+    },
+    prelude::*,
+    sync::ring::Ring,
+    transmute::AsBytes,
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// The `struct uffdio_wp_log_setup` of user space: `entries`, `watermark`, `flags`.
+type RawSetup = [u64; 3];
+
+/// The `struct uffdio_wp_log_read` of user space: `entries`, `max`, `mode` that the kernel
+/// reads, then `count` and `lost` that it writes.
+type RawRead = [u64; 5];
+
+/// The fields of [`RawRead`] the kernel reads.
+const READ_IN: usize = 3;
+
+/// The most entries a read moves with the mmap lock held once, and copies at once.
+const CHUNK: usize = 128;
+
+/// Logs the page at `address`, of `size` bytes, whose write fault in `vma` was just resolved
+/// by dropping its uffd bit. Returns whether a reader waiting in `poll()` should be woken up.
+fn log_written(vma: &VmaRef, address: usize, size: usize) -> bool {
+    // A stale uffd bit dropped in a VMA not registered for write protection is no write the
+    // context protected.
+    if !vma.uffd_wp() {
+        return false;
+    }
+    let Some(log) = vma.uffd_ctx().and_then(|ctx| ctx.wp_log()) else {
+        return false;
+    };
+    let page = WrittenPage {
+        addr: (address & !(size - 1)) as u64,
+        len: size as u64,
+    };
+    log.push(page).wakes()
+}
+
+/// Gives `ctx` the log that the `struct uffdio_wp_log_setup` at `uarg` asks for.
+///
+/// # Errors
+///
+/// [`EFAULT`] if the argument cannot be read; [`EINVAL`] if the context has no
+/// `UFFD_FEATURE_WP_LOG`, the size is not a power of two of at most `UFFD_WP_LOG_MAX_ENTRIES`,
+/// the watermark is not between 1 and the size, or a flag is set; [`EBUSY`] if the context has
+/// a log already; [`ENOMEM`] if it cannot be allocated.
+fn setup(ctx: &UffdCtx, uarg: usize) -> Result {
+    let [entries, watermark, flags]: RawSetup =
+        UserSlice::new(UserPtr::from_addr(uarg), size_of::<RawSetup>())
+            .reader()
+            .read()?;
+    if !ctx.features().contains(Features::WP_LOG) || flags != 0 {
+        return Err(EINVAL);
+    }
+    if entries > u64::from(bindings::UFFD_WP_LOG_MAX_ENTRIES) {
+        return Err(EINVAL);
+    }
+    // Both fit in a `usize` now (the watermark is checked against the size by `Ring::new`).
+    let watermark = usize::try_from(watermark).unwrap_or(usize::MAX);
+    if ctx.wp_log().is_some() {
+        return Err(EBUSY);
+    }
+    let ring = Ring::new(entries as usize, watermark, GFP_KERNEL_ACCOUNT)?;
+    ctx.set_wp_log(KBox::pin_init(ring, GFP_KERNEL_ACCOUNT)?)
+}
+
+/// Write-protects again, in the VMAs registered with a context for write protection, what a
+/// walk finds: the pages of the log entries that a read harvests.
+struct Reprotect<'a> {
+    ctx: &'a UffdCtx,
+}
+
+#[vtable]
+impl PageWalker for Reprotect<'_> {
+    type OwnerModule = kernel::module::BuiltIn;
+
+    fn test_vma(&mut self, vma: &VmaRef, _start: usize, _end: usize) -> Result<VmaAction> {
+        let ours = vma
+            .uffd_ctx()
+            .is_some_and(|ctx| core::ptr::eq(ctx, self.ctx));
+        let walk = ours && vma.uffd_wp() && vma.flags() & flags::PFNMAP == 0;
+        Ok(if walk {
+            VmaAction::Walk
+        } else {
+            VmaAction::Skip
+        })
+    }
+
+    fn pmd_entry(&mut self, entry: &mut PmdEntry<'_>) -> WalkResult {
+        match entry.lock() {
+            PmdLock::Table(mut ptes) => {
+                if let Some(mut wp) = ptes.uffd_wp() {
+                    let len = wp.len();
+                    wp.protect_unprotected(0, len)?;
+                }
+            }
+            // Only part of the huge page is in the range: protect just that part, as small
+            // pages (the walk looks at the entry again once it is split).
+            PmdLock::Huge(huge) if !huge.is_whole() => huge.split(),
+            PmdLock::Huge(mut huge) => {
+                if let Some(mut wp) = huge.uffd_wp() {
+                    wp.protect()?;
+                }
+            }
+            PmdLock::Retry => {}
+        }
+        Ok(Continue(()))
+    }
+
+    fn pte_hole(&mut self, hole: &mut Hole<'_>) -> WalkResult {
+        // A page written and then zapped is protected as an unpopulated one, as a scan would.
+        let (start, end) = (hole.start(), hole.end());
+        if let Some(mut wp) = hole.uffd_wp() {
+            wp.protect(start, end)?;
+        }
+        Ok(Continue(()))
+    }
+
+    fn hugetlb_entry(&mut self, entry: &mut HugetlbEntry<'_>) -> WalkResult {
+        let mut locked = entry.lock();
+        if let Some(mut wp) = locked.uffd_wp() {
+            wp.protect()?;
+        }
+        Ok(Continue(()))
+    }
+}
+
+/// Write-protects again the pages of `pages` in the VMAs of `ctx`, with the mmap lock of its mm
+/// held once. Sorts `pages` by address, to walk each run of adjacent pages once.
+fn reprotect(ctx: &UffdCtx, pages: &mut [WrittenPage]) -> Result {
+    let mm = ctx.mm().mmget_not_zero().ok_or(ESRCH)?;
+    pages.sort_unstable_by_key(|page| page.addr);
+    let lock = mm.mmap_read_lock();
+    let mut walker = Reprotect { ctx };
+    let mut pages = pages.iter().peekable();
+    while let Some(first) = pages.next() {
+        let start = first.addr as usize;
+        let mut end = start.saturating_add(first.len as usize);
+        while let Some(next) = pages.next_if(|next| next.addr as usize <= end) {
+            end = end.max((next.addr as usize).saturating_add(next.len as usize));
+        }
+        // The walker never breaks.
+        let _ = lock.walk_page_range_uffd_wp(start, end, &mut walker)?;
+    }
+    Ok(())
+}
+
+/// Moves the oldest entries of the log of `ctx` to user space, as the `struct
+/// uffdio_wp_log_read` at `uarg` asks, write-protecting their pages again with
+/// `UFFDIO_WP_LOG_READ_MODE_WP`; writes how many it moved, and how many writes the log lost,
+/// to the struct.
+///
+/// # Errors
+///
+/// [`EFAULT`] if the argument cannot be read or written, or if no entry could be copied to the
+/// array; [`EINVAL`] if the context has no log, or a mode bit is unknown; [`ESRCH`] if the
+/// process is gone and pages were to be protected; [`ENOMEM`]. An error after some entries were
+/// moved ends the read there instead: it returns those.
+fn read(ctx: &UffdCtx, uarg: usize) -> Result {
+    let [array, max, mode]: [u64; READ_IN] =
+        UserSlice::new(UserPtr::from_addr(uarg), READ_IN * size_of::<u64>())
+            .reader()
+            .read()?;
+    let protect = mode == bindings::UFFDIO_WP_LOG_READ_MODE_WP;
+    if mode != 0 && !protect {
+        return Err(EINVAL);
+    }
+    let log = ctx.wp_log().ok_or(EINVAL)?;
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+
+    let mut reader = log.reader();
+    let mut chunk = KVec::from_elem(WrittenPage::default(), CHUNK.min(max), GFP_KERNEL)?;
+    let mut count = 0usize;
+    let mut user = array as usize;
+    let mut moved = Ok(());
+    while count < max {
+        let want = (max - count).min(CHUNK);
+        let n = reader.peek(&mut chunk[..want]);
+        if n == 0 {
+            break;
+        }
+        let pages = &mut chunk[..n];
+        let bytes = AsBytes::as_bytes(pages);
+        moved = UserSlice::new(UserPtr::from_addr(user), bytes.len())
+            .writer()
+            .write_slice(bytes);
+        if moved.is_ok() && protect {
+            moved = reprotect(ctx, pages);
+        }
+        if moved.is_err() {
+            break;
+        }
+        reader.consume(n);
+        count += n;
+        user += n * size_of::<WrittenPage>();
+    }
+    if count == 0 {
+        moved?;
+    }
+    let lost = reader.take_lost();
+    let out: [u64; 2] = [count as u64, lost];
+    let at = UserPtr::from_addr(uarg).wrapping_byte_add(READ_IN * size_of::<u64>());
+    UserSlice::new(at, size_of_val(&out))
+        .writer()
+        .write_slice(AsBytes::as_bytes(&out))
+}
+
+/// Logs the page at `address`, of `size` bytes (a power of two), whose write fault in `vma` was
+/// just resolved by dropping its uffd bit; returns whether to wake up the context's readers.
+///
+/// # Safety
+///
+/// `vma` must be a valid VMA whose mmap or vma lock is held, with the page table lock of the
+/// entry held, as where `do_wp_page()` and `hugetlb_fault()` resolve the fault.
+#[export]
+pub unsafe extern "C" fn rust_uffd_wp_log_written(
+    vma: *mut bindings::vm_area_struct,
+    address: c_ulong,
+    size: c_ulong,
+) -> bool {
+    // SAFETY: The caller guarantees that the VMA is valid with its lock held during the call.
+    log_written(unsafe { VmaRef::from_raw(vma) }, address, size)
+}
+
+/// `UFFDIO_WP_LOG_SETUP` on `ctx` with the argument `arg`: 0 or a negative errno.
+///
+/// # Safety
+///
+/// `ctx` must be a valid context, for the duration of the call.
+#[export]
+pub unsafe extern "C" fn rust_uffd_wp_log_setup(
+    ctx: *mut bindings::userfaultfd_ctx,
+    arg: c_ulong,
+) -> c_int {
+    // SAFETY: The caller guarantees that the context is valid during the call.
+    let ctx = unsafe { UffdCtx::from_raw(ctx) };
+    from_result(|| setup(ctx, arg).map(|()| 0))
+}
+
+/// `UFFDIO_WP_LOG_READ` on `ctx` with the argument `arg`: 0 or a negative errno.
+///
+/// # Safety
+///
+/// `ctx` must be a valid context, for the duration of the call.
+#[export]
+pub unsafe extern "C" fn rust_uffd_wp_log_read(
+    ctx: *mut bindings::userfaultfd_ctx,
+    arg: c_ulong,
+) -> c_int {
+    // SAFETY: The caller guarantees that the context is valid during the call.
+    let ctx = unsafe { UffdCtx::from_raw(ctx) };
+    from_result(|| read(ctx, arg).map(|()| 0))
+}
+
+/// Returns whether the log `ctx` has is worth reading, for `poll()`.
+///
+/// # Safety
+///
+/// `ctx` must be a valid context, for the duration of the call.
+#[export]
+pub unsafe extern "C" fn rust_uffd_wp_log_ready(ctx: *mut bindings::userfaultfd_ctx) -> bool {
+    // SAFETY: The caller guarantees that the context is valid during the call.
+    let ctx = unsafe { UffdCtx::from_raw(ctx) };
+    ctx.wp_log().is_some_and(|log| log.is_ready())
+}
+
+// The layouts of the uapi structs, which are read and written as arrays of `u64`.
+kernel::static_assert!(size_of::<WrittenPage>() == size_of::<bindings::uffd_wp_log_entry>());
+kernel::static_assert!(
+    core::mem::offset_of!(WrittenPage, len)
+        == core::mem::offset_of!(bindings::uffd_wp_log_entry, len)
+);
+kernel::static_assert!(size_of::<RawSetup>() == size_of::<bindings::uffdio_wp_log_setup>());
+kernel::static_assert!(size_of::<RawRead>() == size_of::<bindings::uffdio_wp_log_read>());
+kernel::static_assert!(
+    READ_IN * size_of::<u64>() == core::mem::offset_of!(bindings::uffdio_wp_log_read, count)
+);
