@@ -2,9 +2,11 @@
 #ifndef _MM_USERFAULTFD_WP_LOG_H
 #define _MM_USERFAULTFD_WP_LOG_H
 
-#include <linux/mm_types.h>
+#include <linux/mm.h>
 #include <linux/poll.h>
 #include <linux/userfaultfd_k.h>
+
+struct userfaultfd_ctx;
 
 /*
  * The log of written pages of asynchronous userfaultfd write protection
@@ -43,7 +45,12 @@ static inline void userfaultfd_wp_log_init(struct userfaultfd_ctx *ctx)
 #endif
 }
 
-/* The context is freed: so is its log. */
+/*
+ * The context is freed: so is its log, which may sleep (vfree()). A log is
+ * set up through the context's file; the puts of a forked context under
+ * event_wqh.lock in mm/userfaultfd.c are the last only when no file was
+ * made for it, so that context has no log.
+ */
 static inline void userfaultfd_wp_log_free(struct userfaultfd_ctx *ctx)
 {
 #ifdef CONFIG_USERFAULTFD_WP_ASYNC_RUST

@@ -3,13 +3,13 @@
 //! The log of written pages of asynchronous userfaultfd write protection (`UFFD_FEATURE_WP_LOG`).
 //!
 //! A context in the asynchronous mode (`UFFD_FEATURE_WP_ASYNC`) resolves a write to a page it
-//! protected by dropping the protection; a tracker then finds the pages written with a
+//! protected by dropping the protection; a tracker then finds the written pages with a
 //! `PAGEMAP_SCAN`, which walks the whole range it tracks. With `UFFD_FEATURE_WP_LOG` the context
 //! also logs each page whose write fault it resolved, in the order it resolved them, so that a
 //! tracking round costs what was written, not what is tracked:
 //!
-//! - `UFFDIO_WP_LOG_SETUP` gives the context its log, once: a ring of a power of two of
-//!   entries (a `WpLog`), allocated (and charged to the caller's memory cgroup) there, never on a fault.
+//! - `UFFDIO_WP_LOG_SETUP` gives the context its log, once: a ring of a power of two of entries
+//!   (a `WpLog`), allocated there and charged to the caller's memory cgroup, never on a fault.
 //! - The write fault, where C resolved it (the PTE or hugetlb entry locked), appends the page.
 //!   A page faults once per protect-write cycle, so it is logged once per cycle. A full log
 //!   never makes the writer wait: the entry is counted as lost, and the reader learns that it
@@ -157,6 +157,11 @@ impl PageWalker for Reprotect<'_> {
 
     fn hugetlb_entry(&mut self, entry: &mut HugetlbEntry<'_>) -> WalkResult {
         let mut locked = entry.lock();
+        // A stale entry may cover part of a hugetlb page mapped there since: a hugetlb page is
+        // protected whole or not at all, and such an entry is no write to it.
+        if !locked.is_whole() {
+            return Ok(Continue(()));
+        }
         if let Some(mut wp) = locked.uffd_wp() {
             wp.protect()?;
         }
@@ -194,7 +199,9 @@ fn reprotect(ctx: &UffdCtx, pages: &mut [WrittenPage]) -> Result {
 /// [`EFAULT`] if the argument cannot be read or written, or if no entry could be copied to the
 /// array; [`EINVAL`] if the context has no log, or a mode bit is unknown; [`ESRCH`] if the
 /// process is gone and pages were to be protected; [`ENOMEM`]. An error after some entries were
-/// moved ends the read there instead: it returns those.
+/// moved ends the read there instead: it returns those. If the count cannot be written back at
+/// the end (the struct was writable at the start), the entries moved are counted as lost, so
+/// that the next read says to scan.
 fn read(ctx: &UffdCtx, uarg: usize) -> Result {
     let [array, max, mode]: [u64; READ_IN] =
         UserSlice::new(UserPtr::from_addr(uarg), READ_IN * size_of::<u64>())
@@ -206,6 +213,8 @@ fn read(ctx: &UffdCtx, uarg: usize) -> Result {
     }
     let log = ctx.wp_log().ok_or(EINVAL)?;
     let max = usize::try_from(max).unwrap_or(usize::MAX);
+    // Fail on a struct whose results cannot be written before anything is taken from the log.
+    write_results(uarg, 0, 0)?;
 
     let mut reader = log.reader();
     let mut chunk = KVec::from_elem(WrittenPage::default(), CHUNK.min(max), GFP_KERNEL)?;
@@ -237,7 +246,17 @@ fn read(ctx: &UffdCtx, uarg: usize) -> Result {
         moved?;
     }
     let lost = reader.take_lost();
-    let out: [u64; 2] = [count as u64, lost];
+    let written = write_results(uarg, count as u64, lost);
+    if written.is_err() {
+        // User space changed its mapping meanwhile: it will not see the entries it was given.
+        reader.count_lost(count as u64 + lost);
+    }
+    written
+}
+
+/// Writes `count` and `lost` to the `struct uffdio_wp_log_read` at `uarg`.
+fn write_results(uarg: usize, count: u64, lost: u64) -> Result {
+    let out: [u64; 2] = [count, lost];
     let at = UserPtr::from_addr(uarg).wrapping_byte_add(READ_IN * size_of::<u64>());
     UserSlice::new(at, size_of_val(&out))
         .writer()

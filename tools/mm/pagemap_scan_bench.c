@@ -615,12 +615,15 @@ static int log_area(struct area *a, bool log)
 	};
 
 	a->uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (a->uffd < 0 || ioctl(a->uffd, UFFDIO_API, &api))
+	if (a->uffd < 0)
 		return -1;
-	if (log && ioctl(a->uffd, UFFDIO_WP_LOG_SETUP, &setup))
+	if (ioctl(a->uffd, UFFDIO_API, &api) ||
+	    (log && ioctl(a->uffd, UFFDIO_WP_LOG_SETUP, &setup)) ||
+	    ioctl(a->uffd, UFFDIO_REGISTER, &reg) || ioctl(a->uffd, UFFDIO_WRITEPROTECT, &wp)) {
+		close(a->uffd);
+		a->uffd = -1;
 		return -1;
-	if (ioctl(a->uffd, UFFDIO_REGISTER, &reg) || ioctl(a->uffd, UFFDIO_WRITEPROTECT, &wp))
-		return -1;
+	}
 	return 0;
 }
 
@@ -679,8 +682,9 @@ static void wp_log(bool quick)
 	}
 	set_impl(IMPL_RUST);
 
-	printf("\nwp-log: one tracking round over %zu MiB (%zu pages), %d rounds; %s per round,\n",
-	       a.len >> 20, a.pages, rounds, kind);
+	printf("\nwp-log: one tracking round over %zu MiB (%zu pages), %d rounds;\n",
+	       a.len >> 20, a.pages, rounds);
+	printf("%s per round, ", kind);
 	printf("median: UFFDIO_WP_LOG_READ + MODE_WP vs WRITTEN + WP_MATCHING scan (Rust)\n");
 	printf("%-12s %9s  %14s  %14s  %9s\n", "scenario", "written", "log", "scan", "scan/log");
 	for (size_t w = 0; w < ARRAY_SIZE(written); w++) {
@@ -697,8 +701,8 @@ static void wp_log(bool quick)
 
 			write_spread(&a, n);
 			t = now_ns();
-			scan_all(&a, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, PAGE_IS_WRITTEN, 0,
-				 0, PAGE_IS_WRITTEN, true);
+			scan_all(&a, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+				 PAGE_IS_WRITTEN, 0, 0, PAGE_IS_WRITTEN, true);
 			ns[1][r] = now_ns() - t;
 			/* Not timed: the scan's round logged its writes too. */
 			log_harvest(&a, false);
@@ -707,11 +711,13 @@ static void wp_log(bool quick)
 		st[1] = summarize(ns[1], rounds, 1);
 		printf("%-12s %9zu  %14.0f  %14.0f  %9.1f\n", "wp-log", n, st[0].median,
 		       st[1].median, st[1].median / st[0].median);
-		if (json)
-			fprintf(json, "{\"scenario\":\"wp-log\",\"mib\":%zu,\"written\":%zu,"
-				"\"rounds\":%d,\"unit\":\"%s per round\",\"log\":%.0f,"
-				"\"scan\":%.0f,\"ratio\":%.2f}\n", a.len >> 20, n, rounds, kind,
+		if (json) {
+			fprintf(json, "{\"scenario\":\"wp-log\",\"mib\":%zu,\"written\":%zu,",
+				a.len >> 20, n);
+			fprintf(json, "\"rounds\":%d,\"unit\":\"%s per round\",", rounds, kind);
+			fprintf(json, "\"log\":%.0f,\"scan\":%.0f,\"ratio\":%.2f}\n",
 				st[0].median, st[1].median, st[1].median / st[0].median);
+		}
 	}
 
 	/* The write fault, with and without the log, on the Rust WP_ASYNC. */
@@ -732,16 +738,20 @@ static void wp_log(bool quick)
 		for (size_t i = 0; i < n; i++)
 			plain.mem[i * page_size] = 6;
 		ns[1][r] = (now_ns() - t) / n;
-		scan_all(&plain, PM_SCAN_WP_MATCHING, PAGE_IS_WRITTEN, 0, 0, PAGE_IS_WRITTEN, false);
+		scan_all(&plain, PM_SCAN_WP_MATCHING, PAGE_IS_WRITTEN, 0, 0, PAGE_IS_WRITTEN,
+			 false);
 	}
 	st[0] = summarize(ns[0], rounds, 1);
 	st[1] = summarize(ns[1], rounds, 1);
-	printf("%-12s %9s  %14.0f  %14.0f  %9.3f  (per fault: with the log, without; ratio with/without)\n",
-	       "write-fault", "", st[0].median, st[1].median, st[0].median / st[1].median);
-	if (json)
-		fprintf(json, "{\"scenario\":\"wp-log-fault\",\"rounds\":%d,\"unit\":\"%s per fault\","
-			"\"log\":%.0f,\"nolog\":%.0f,\"ratio\":%.3f}\n", rounds, kind,
-			st[0].median, st[1].median, st[0].median / st[1].median);
+	printf("%-12s %9s  %14.0f  %14.0f  %9.3f  %s\n", "write-fault", "", st[0].median,
+	       st[1].median, st[0].median / st[1].median,
+	       "(per fault: with the log, without; ratio with/without)");
+	if (json) {
+		fprintf(json, "{\"scenario\":\"wp-log-fault\",\"rounds\":%d,", rounds);
+		fprintf(json, "\"unit\":\"%s per fault\",\"log\":%.0f,\"nolog\":%.0f,", kind,
+			st[0].median, st[1].median);
+		fprintf(json, "\"ratio\":%.3f}\n", st[0].median / st[1].median);
+	}
 	close(a.uffd);
 	close(plain.uffd);
 	munmap(a.mem, a.len);

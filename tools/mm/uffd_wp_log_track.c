@@ -144,7 +144,7 @@ static void *writer(void *arg)
 		size_t page = rand_r(&seed) % (rand_r(&seed) % 4 ? pages / 8 : pages);
 		uint64_t *w = (uint64_t *)(mem + page * page_size) + rand_r(&seed) % 8;
 
-		(*w)++;
+		__atomic_fetch_add(w, 1, __ATOMIC_RELAXED);
 		if (pause_us)
 			usleep(pause_us);
 	}
@@ -255,11 +255,12 @@ int main(int argc, char **argv)
 	round_();
 	last_copied = copied - last_copied;
 
-	printf("mode %s, %zu MiB, %d writers, %d rounds + 1: %llu pages copied (%zu in the last), "
-	       "%llu scans, %llu log reads, %llu writes lost by the log, %.3f s\n",
-	       use_log ? "log" : "scan", mib, threads, rounds, (unsigned long long)copied,
-	       last_copied, (unsigned long long)scans, (unsigned long long)harvests,
-	       (unsigned long long)lost_total, t);
+	printf("mode %s, %zu MiB, %d writers, %d rounds + 1: ", use_log ? "log" : "scan", mib,
+	       threads, rounds);
+	printf("%llu pages copied (%zu in the last), %llu scans, %llu log reads, ",
+	       (unsigned long long)copied, last_copied, (unsigned long long)scans,
+	       (unsigned long long)harvests);
+	printf("%llu writes lost by the log, %.3f s\n", (unsigned long long)lost_total, t);
 	if (memcmp(shadow, mem, len)) {
 		for (size_t i = 0; i < len; i += page_size)
 			if (memcmp(shadow + i, mem + i, page_size)) {

@@ -193,7 +193,7 @@ static char *map_kind(enum kind kind, size_t len)
 static bool log_is(int uffd, char *const *want, size_t n, size_t len, bool wp)
 {
 	struct uffd_wp_log_entry got[64];
-	__u64 lost;
+	__u64 lost = 0;
 	long count = log_read(uffd, got, 64, wp, &lost);
 	bool ok = count == (long)n && lost == 0;
 
@@ -249,21 +249,23 @@ static void test_kind(enum kind kind)
 		munmap(p, len);
 		return;
 	}
-	/* Parts 5, 2, 7, 0, ... of the mapping (1, 0 for hugetlb): a page of each. */
+	/* Parts 5, 2, 7, 4, 1, 6, 3, 0 of the mapping (1, 0 for hugetlb): a page of each. */
 	for (i = 0; i < n; i++)
 		want[i] = p + (i * 5 + 5) % n * (len / n);
 	for (int round = 0; round < 3; round++) {
+		/* Harvest with re-protection on the first two rounds only. */
+		bool reprotect = round < 2;
+
 		for (i = 0; i < n; i++) {
 			want[i][1] = (char)round;
 			/* A second write of the page in the same cycle is not logged. */
 			want[i][page_size - 1] = (char)round;
 		}
-		/* Harvest with re-protection on the first two rounds only. */
-		ok &= log_is(uffd, want, n, unit, round < 2);
+		ok &= log_is(uffd, want, n, unit, reprotect);
 		for (i = 0; i < n; i++) {
 			bool wp = pagemap_entry(want[i]) & PM_UFFD_WP;
 
-			if (wp != (round < 2)) {
+			if (wp != reprotect) {
 				ksft_print_msg("round %d: page %zu uffd-wp %d\n", round, i, wp);
 				ok = false;
 			}
@@ -303,7 +305,7 @@ static void test_threads(void)
 	long next[THREADS], count;
 	pthread_t th[THREADS];
 	bool ok = true;
-	__u64 lost;
+	__u64 lost = 0;
 	int uffd;
 
 	thread_mem = map_kind(ANON, len);
@@ -365,7 +367,7 @@ static void test_overflow(void)
 	char *p = map_kind(ANON, len);
 	struct pollfd pfd;
 	bool ok = true;
-	__u64 lost;
+	__u64 lost = 0;
 	long count;
 	int uffd;
 
@@ -426,12 +428,34 @@ static void test_overflow(void)
 	ksft_test_result(ok, "full log: the writer goes on, losses counted, a scan finds all\n");
 }
 
-/* The watermark: poll() reports the log once it holds that many entries. */
+struct poller {
+	int uffd;
+	int ready;
+	short revents;
+};
+
+/* Waits up to 20 s for the log to become readable. */
+static void *poller(void *arg)
+{
+	struct poller *w = arg;
+	struct pollfd pfd = { .fd = w->uffd, .events = POLLIN };
+
+	w->ready = poll(&pfd, 1, 20000);
+	w->revents = pfd.revents;
+	return NULL;
+}
+
+/*
+ * The watermark: poll() reports the log once it holds that many entries,
+ * and a thread waiting in poll() is woken up by the write that reaches it.
+ */
 static void test_watermark(void)
 {
 	size_t len = 8 * page_size;
 	char *p = map_kind(ANON, len);
+	struct poller w;
 	struct pollfd pfd;
+	pthread_t th;
 	bool ok = true;
 	int uffd;
 
@@ -443,17 +467,34 @@ static void test_watermark(void)
 		ksft_exit_fail_msg("set up: %s\n", strerror(-uffd));
 	pfd = (struct pollfd){ .fd = uffd, .events = POLLIN };
 	for (int i = 0; i < 4; i++) {
-		int ready = poll(&pfd, 1, 0);
+		int ready = poll(&pfd, 1, 0), want = i >= 3;
 
-		if (ready != (i >= 3)) {
+		if (ready != want) {
 			ksft_print_msg("%d entries: poll %d\n", i, ready);
 			ok = false;
 		}
 		p[i * page_size] = 1;
 	}
 	close(uffd);
+
+	/* Woken up: the log reaches its watermark while a thread waits. */
+	uffd = log_uffd(p, len, 8, 2);
+	if (uffd < 0)
+		ksft_exit_fail_msg("set up: %s\n", strerror(-uffd));
+	w = (struct poller){ .uffd = uffd, .ready = -2 };
+	if (pthread_create(&th, NULL, poller, &w))
+		ksft_exit_fail_msg("pthread_create: %s\n", strerror(errno));
+	usleep(200000);
+	p[5 * page_size] = 2;
+	p[6 * page_size] = 2;
+	pthread_join(th, NULL);
+	if (w.ready != 1 || !(w.revents & POLLIN)) {
+		ksft_print_msg("waiting poll: %d, revents %#x\n", w.ready, w.revents);
+		ok = false;
+	}
+	close(uffd);
 	munmap(p, len);
-	ksft_test_result(ok, "watermark: poll reports the log from 3 entries\n");
+	ksft_test_result(ok, "watermark: poll reports the log from 3 entries, wakes a waiter\n");
 }
 
 /* Every bad argument gets its error, and the ioctls are advertised. */
@@ -531,7 +572,9 @@ static void test_errors(void)
 		ok = false;
 	}
 	{
-		struct uffdio_wp_log_read rd = { .entries = (unsigned long)got, .max = 4, .mode = 2 };
+		struct uffdio_wp_log_read rd = {
+			.entries = (unsigned long)got, .max = 4, .mode = 2,
+		};
 
 		if (ioctl(uffd, UFFDIO_WP_LOG_READ, &rd) != -1 || errno != EINVAL) {
 			ksft_print_msg("read with an unknown mode did not fail with EINVAL\n");
@@ -607,10 +650,18 @@ static void test_layout(void)
 
 int main(void)
 {
+	int probe;
+
 	page_size = sysconf(_SC_PAGESIZE);
 	ksft_print_header();
-	if (new_uffd(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_LOG, NULL) == -EINVAL)
+	probe = new_uffd(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_LOG, NULL);
+	if (probe == -EINVAL)
 		ksft_exit_skip("UFFD_FEATURE_WP_LOG is not available\n");
+	if (probe == -EPERM)
+		ksft_exit_skip("userfaultfd is not allowed (vm.unprivileged_userfaultfd)\n");
+	if (probe < 0)
+		ksft_exit_fail_msg("userfaultfd: %s\n", strerror(-probe));
+	close(probe);
 	pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
 	if (pagemap_fd < 0)
 		ksft_exit_fail_msg("open /proc/self/pagemap: %s\n", strerror(errno));
