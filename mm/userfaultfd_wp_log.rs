@@ -30,7 +30,7 @@
 
 use core::ops::ControlFlow::Continue;
 use kernel::{
-    alloc::flags::GFP_KERNEL_ACCOUNT,
+    alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec},
     bindings,
     error::from_result,
     mm::{
@@ -38,6 +38,7 @@ use kernel::{
         userfaultfd::{Features, UffdCtx, WrittenPage},
         virt::{flags, VmaRef},
     },
+    page::PAGE_SIZE,
     prelude::*,
     sync::ring::Ring,
     transmute::AsBytes,
@@ -55,7 +56,7 @@ type RawRead = [u64; 5];
 const READ_IN: usize = 3;
 
 /// The most entries a read moves with the mmap lock held once, and copies at once.
-const CHUNK: usize = 128;
+const CHUNK: usize = 1024;
 
 /// Logs the page at `address`, of `size` bytes, whose write fault in `vma` was just resolved
 /// by dropping its uffd bit. Returns whether a reader waiting in `poll()` should be woken up.
@@ -103,14 +104,43 @@ fn setup(ctx: &UffdCtx, uarg: usize) -> Result {
     ctx.set_wp_log(KBox::pin_init(ring, GFP_KERNEL_ACCOUNT)?)
 }
 
-/// Write-protects again, in the VMAs registered with a context for write protection, what a
-/// walk finds: the pages of the log entries that a read harvests.
-struct Reprotect<'a> {
+/// Write-protects again, in the VMAs registered with a context for write protection, exactly the
+/// pages of a list of log entries, sorted by address, in one walk over their span: a table with
+/// none of them is not locked, a table with some is locked once for all of them.
+struct Reprotect<'a, 'p> {
     ctx: &'a UffdCtx,
+    /// The entries the walk has not passed yet.
+    pages: &'p [WrittenPage],
+}
+
+impl Reprotect<'_, '_> {
+    /// Drops the entries that end at or before `addr`, which the walk has passed.
+    fn pass(&mut self, addr: usize) {
+        while let Some((first, rest)) = self.pages.split_first() {
+            if end_of(first) > addr {
+                break;
+            }
+            self.pages = rest;
+        }
+    }
+
+    /// Returns the entries that start before `end`, once those before `start` are dropped.
+    fn within(&mut self, start: usize, end: usize) -> &[WrittenPage] {
+        self.pass(start);
+        let n = self
+            .pages
+            .partition_point(|page| (page.addr as usize) < end);
+        &self.pages[..n]
+    }
+}
+
+/// Returns the end of the page of `page`.
+fn end_of(page: &WrittenPage) -> usize {
+    (page.addr as usize).saturating_add(page.len as usize)
 }
 
 #[vtable]
-impl PageWalker for Reprotect<'_> {
+impl PageWalker for Reprotect<'_, '_> {
     type OwnerModule = kernel::module::BuiltIn;
 
     fn test_vma(&mut self, vma: &VmaRef, _start: usize, _end: usize) -> Result<VmaAction> {
@@ -126,18 +156,36 @@ impl PageWalker for Reprotect<'_> {
     }
 
     fn pmd_entry(&mut self, entry: &mut PmdEntry<'_>) -> WalkResult {
+        let (start, end) = (entry.start(), entry.end());
+        if self.within(start, end).is_empty() {
+            return Ok(Continue(()));
+        }
         match entry.lock() {
             PmdLock::Table(mut ptes) => {
-                if let Some(mut wp) = ptes.uffd_wp() {
-                    let len = wp.len();
-                    wp.protect_unprotected(0, len)?;
+                let Some(mut wp) = ptes.uffd_wp() else {
+                    return Ok(Continue(()));
+                };
+                for page in self.within(start, end) {
+                    let addr = (page.addr as usize).max(start);
+                    let last = end_of(page).min(end);
+                    for index in (addr - start) / PAGE_SIZE..(last - start).div_ceil(PAGE_SIZE) {
+                        if wp.get(index).is_some_and(|pte| !pte.is_uffd()) {
+                            wp.protect(index)?;
+                        }
+                    }
                 }
             }
-            // Only part of the huge page is in the range: protect just that part, as small
-            // pages (the walk looks at the entry again once it is split).
-            PmdLock::Huge(huge) if !huge.is_whole() => huge.split(),
             PmdLock::Huge(mut huge) => {
-                if let Some(mut wp) = huge.uffd_wp() {
+                let whole = huge.is_whole()
+                    && self
+                        .within(start, end)
+                        .iter()
+                        .all(|page| page.addr as usize <= start && end_of(page) >= end);
+                if !whole {
+                    // Entries cover part of the huge page: protect just those, as small pages
+                    // (the walk looks at the entry again once it is split).
+                    huge.split();
+                } else if let Some(mut wp) = huge.uffd_wp() {
                     wp.protect()?;
                 }
             }
@@ -149,16 +197,33 @@ impl PageWalker for Reprotect<'_> {
     fn pte_hole(&mut self, hole: &mut Hole<'_>) -> WalkResult {
         // A page written and then zapped is protected as an unpopulated one, as a scan would.
         let (start, end) = (hole.start(), hole.end());
-        if let Some(mut wp) = hole.uffd_wp() {
-            wp.protect(start, end)?;
+        let Some(mut wp) = hole.uffd_wp() else {
+            return Ok(Continue(()));
+        };
+        self.pass(start);
+        for page in self
+            .pages
+            .iter()
+            .take_while(|page| (page.addr as usize) < end)
+        {
+            let from = (page.addr as usize).max(start);
+            wp.protect(from, end_of(page).min(end))?;
         }
         Ok(Continue(()))
     }
 
     fn hugetlb_entry(&mut self, entry: &mut HugetlbEntry<'_>) -> WalkResult {
+        let (start, end) = (entry.start(), entry.end());
+        // A hugetlb page is protected whole or not at all: only by an entry of its size (a
+        // stale entry may cover part of a hugetlb page mapped there since).
+        let whole = self
+            .within(start, end)
+            .iter()
+            .any(|page| page.addr as usize == start && end_of(page) == end);
+        if !whole {
+            return Ok(Continue(()));
+        }
         let mut locked = entry.lock();
-        // A stale entry may cover part of a hugetlb page mapped there since: a hugetlb page is
-        // protected whole or not at all, and such an entry is no write to it.
         if !locked.is_whole() {
             return Ok(Continue(()));
         }
@@ -169,22 +234,33 @@ impl PageWalker for Reprotect<'_> {
     }
 }
 
+/// Entries further apart than this are protected in separate walks, rather than in one walk
+/// over the tables between them.
+const WALK_GAP: usize = 32 << 20;
+
 /// Write-protects again the pages of `pages` in the VMAs of `ctx`, with the mmap lock of its mm
-/// held once. Sorts `pages` by address, to walk each run of adjacent pages once.
+/// held once. Sorts `pages` by address and walks each group of them once.
 fn reprotect(ctx: &UffdCtx, pages: &mut [WrittenPage]) -> Result {
     let mm = ctx.mm().mmget_not_zero().ok_or(ESRCH)?;
     pages.sort_unstable_by_key(|page| page.addr);
     let lock = mm.mmap_read_lock();
-    let mut walker = Reprotect { ctx };
-    let mut pages = pages.iter().peekable();
-    while let Some(first) = pages.next() {
+    let mut rest: &[WrittenPage] = pages;
+    while let Some(first) = rest.first() {
         let start = first.addr as usize;
-        let mut end = start.saturating_add(first.len as usize);
-        while let Some(next) = pages.next_if(|next| next.addr as usize <= end) {
-            end = end.max((next.addr as usize).saturating_add(next.len as usize));
+        let mut end = end_of(first);
+        let mut n = 1;
+        while let Some(next) = rest.get(n) {
+            if next.addr as usize > end.saturating_add(WALK_GAP) {
+                break;
+            }
+            end = end.max(end_of(next));
+            n += 1;
         }
+        let (group, tail) = rest.split_at(n);
+        let mut walker = Reprotect { ctx, pages: group };
         // The walker never breaks.
         let _ = lock.walk_page_range_uffd_wp(start, end, &mut walker)?;
+        rest = tail;
     }
     Ok(())
 }
@@ -217,7 +293,7 @@ fn read(ctx: &UffdCtx, uarg: usize) -> Result {
     write_results(uarg, 0, 0)?;
 
     let mut reader = log.reader();
-    let mut chunk = KVec::from_elem(WrittenPage::default(), CHUNK.min(max), GFP_KERNEL)?;
+    let mut chunk = KVVec::from_elem(WrittenPage::default(), CHUNK.min(max), GFP_KERNEL)?;
     let mut count = 0usize;
     let mut user = array as usize;
     let mut moved = Ok(());
