@@ -14,6 +14,9 @@
  * - poll() reports the log once it reaches its watermark or loses a write.
  * - Bad arguments get their errors; munmap, mremap, fork and close behave as
  *   Documentation/admin-guide/mm/userfaultfd.rst says.
+ * - Re-protection protects exactly the pages read, not an unprotected page
+ *   next to them; a stale entry inside a hugetlb page mapped since is read
+ *   and skipped.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -590,6 +593,139 @@ static void test_errors(void)
 	ksft_test_result(ok, "errors: negotiation, setup and read arguments\n");
 }
 
+/* Whether the page at @p is write-protected, as its pagemap entry says it should be. */
+static bool wp_is(char *p, bool want, const char *what)
+{
+	bool wp = pagemap_entry(p) & PM_UFFD_WP;
+
+	if (wp != want)
+		ksft_print_msg("%s page at %p: uffd-wp %d, want %d\n", what, p, wp, want);
+	return wp == want;
+}
+
+/*
+ * Harvesting with re-protection protects exactly the pages of the entries
+ * read: not a page next to them that was unprotected with
+ * UFFDIO_WRITEPROTECT, also in the same page table, and not in a group of
+ * entries further than 8 MiB from the others, which is walked on its own.
+ */
+static void test_exact(void)
+{
+	size_t len = 80UL << 20, far = 40UL << 20, i;
+	char *p = map_kind(ANON, len);
+	char *written[5], *unprotected[2];
+	bool ok = true;
+	int uffd;
+
+	/* Small pages only: a THP would be logged whole. */
+	if (!p || madvise(p, len, MADV_NOHUGEPAGE))
+		ksft_exit_fail_msg("map: %s\n", strerror(errno));
+	written[0] = p + 2 * page_size;
+	written[1] = p + 5 * page_size;
+	written[2] = p + far + page_size;
+	written[3] = p + len - page_size;
+	written[4] = p;
+	unprotected[0] = p + 3 * page_size;
+	unprotected[1] = p + far + 2 * page_size;
+	for (i = 0; i < 5; i++)
+		*written[i] = 1;
+	for (i = 0; i < 2; i++)
+		*unprotected[i] = 1;
+	uffd = log_uffd(p, len, 64, 64);
+	if (uffd < 0)
+		ksft_exit_fail_msg("set up: %s\n", strerror(-uffd));
+	for (i = 0; i < 2; i++) {
+		struct uffdio_writeprotect prot = {
+			.range = { .start = (unsigned long)unprotected[i], .len = page_size },
+		};
+
+		if (ioctl(uffd, UFFDIO_WRITEPROTECT, &prot))
+			ksft_exit_fail_msg("unprotect: %s\n", strerror(errno));
+	}
+	for (int round = 0; round < 2; round++) {
+		for (i = 0; i < 5; i++)
+			*written[i] = 2;
+		/* Not protected: written without a fault, so not logged. */
+		for (i = 0; i < 2; i++)
+			*unprotected[i] = 2;
+		ok &= log_is(uffd, written, 5, page_size, true);
+		for (i = 0; i < 5; i++)
+			ok &= wp_is(written[i], true, "harvested");
+		for (i = 0; i < 2; i++)
+			ok &= wp_is(unprotected[i], false, "unprotected");
+	}
+	close(uffd);
+	munmap(p, len);
+	ksft_test_result(ok, "re-protection: exactly the pages read, near and far\n");
+}
+
+/*
+ * An entry of a small page that was unmapped, where a hugetlb page was
+ * mapped and registered since, covers part of the hugetlb page: the read
+ * returns it and does not protect anything for it, and the hugetlb page's
+ * own entry still protects it again.
+ */
+static void test_stale_hugetlb(void)
+{
+	char *h = map_kind(HUGETLB, HPAGE_2M), *want[1];
+	struct uffd_wp_log_entry got[4] = {};
+	__u64 lost = 0;
+	long count;
+	struct uffdio_register reg = {
+		.range = { .len = HPAGE_2M },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	int prot = PROT_READ | PROT_WRITE;
+	bool ok = true;
+	int uffd;
+
+	if (!h) {
+		ksft_test_result_skip("stale entry in a hugetlb page: no free hugetlb page: %s\n",
+				      strerror(errno));
+		return;
+	}
+	reg.range.start = (unsigned long)h;
+	/* Small pages where the hugetlb page will be. */
+	if (mmap(h, HPAGE_2M, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != h)
+		ksft_exit_fail_msg("map small pages: %s\n", strerror(errno));
+	if (madvise(h, HPAGE_2M, MADV_NOHUGEPAGE))
+		ksft_exit_fail_msg("madvise: %s\n", strerror(errno));
+	h[page_size] = 1;
+	uffd = log_uffd(h, HPAGE_2M, 8, 8);
+	if (uffd < 0)
+		ksft_exit_fail_msg("set up: %s\n", strerror(-uffd));
+	h[page_size] = 2;
+	if (mmap(h, HPAGE_2M, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_FIXED,
+		 -1, 0) != h) {
+		ksft_test_result_skip("stale entry in a hugetlb page: no free hugetlb page: %s\n",
+				      strerror(errno));
+		close(uffd);
+		munmap(h, HPAGE_2M);
+		return;
+	}
+	h[0] = 1;
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg) || uffd_protect(uffd, h, HPAGE_2M))
+		ksft_exit_fail_msg("register the hugetlb page: %s\n", strerror(errno));
+	h[0] = 2;
+	/* The stale entry first, then the hugetlb page's, both in one read. */
+	count = log_read(uffd, got, 4, true, &lost);
+	if (count != 2 || lost || got[0].addr != (uintptr_t)(h + page_size) ||
+	    got[0].len != page_size || got[1].addr != (uintptr_t)h || got[1].len != HPAGE_2M) {
+		ksft_print_msg("read: %ld entries (%s), lost %llu; first %#llx+%#llx\n", count,
+			       count < 0 ? strerror(-count) : "ok", (unsigned long long)lost,
+			       (unsigned long long)got[0].addr, (unsigned long long)got[0].len);
+		ok = false;
+	}
+	ok &= wp_is(h, true, "hugetlb");
+	/* Protected again: the next write is logged again. */
+	h[HPAGE_2M - 1] = 3;
+	want[0] = h;
+	ok &= log_is(uffd, want, 1, HPAGE_2M, true);
+	close(uffd);
+	munmap(h, HPAGE_2M);
+	ksft_test_result(ok, "stale entry in a hugetlb page: read, skipped\n");
+}
+
 /*
  * The log does not follow the address space: entries of pages since
  * unmapped or moved are read as they were, and protecting them again does
@@ -665,7 +801,7 @@ int main(void)
 	pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
 	if (pagemap_fd < 0)
 		ksft_exit_fail_msg("open /proc/self/pagemap: %s\n", strerror(errno));
-	ksft_set_plan(NR_KINDS + 5);
+	ksft_set_plan(NR_KINDS + 7);
 
 	test_errors();
 	for (int kind = 0; kind < NR_KINDS; kind++)
@@ -674,6 +810,8 @@ int main(void)
 	test_overflow();
 	test_watermark();
 	test_layout();
+	test_exact();
+	test_stale_hugetlb();
 
 	ksft_finished();
 }
