@@ -142,6 +142,14 @@ impl Reprotect<'_, '_> {
     }
 }
 
+/// Returns whether the log of `ctx` protects pages of `vma` again: whether `vma` is registered
+/// with `ctx` for write protection (and maps pages, not raw PFNs).
+fn protects_in(ctx: &UffdCtx, vma: &VmaRef) -> bool {
+    vma.uffd_ctx().is_some_and(|c| core::ptr::eq(c, ctx))
+        && vma.uffd_wp()
+        && vma.flags() & flags::PFNMAP == 0
+}
+
 /// Returns the end of the page of `page`.
 fn end_of(page: &WrittenPage) -> usize {
     (page.addr as usize).saturating_add(page.len as usize)
@@ -152,11 +160,7 @@ impl PageWalker for Reprotect<'_, '_> {
     type OwnerModule = kernel::module::BuiltIn;
 
     fn test_vma(&mut self, vma: &VmaRef, _start: usize, _end: usize) -> Result<VmaAction> {
-        let ours = vma
-            .uffd_ctx()
-            .is_some_and(|ctx| core::ptr::eq(ctx, self.ctx));
-        let walk = ours && vma.uffd_wp() && vma.flags() & flags::PFNMAP == 0;
-        Ok(if walk {
+        Ok(if protects_in(self.ctx, vma) {
             VmaAction::Walk
         } else {
             VmaAction::Skip
@@ -253,6 +257,7 @@ fn reprotect(ctx: &UffdCtx, pages: &mut [WrittenPage]) -> Result {
     let mm = ctx.mm().mmget_not_zero().ok_or(ESRCH)?;
     pages.sort_unstable_by_key(|page| page.addr);
     let lock = mm.mmap_read_lock();
+    let mut vma: Option<&VmaRef> = None;
     let mut rest: &[WrittenPage] = pages;
     while let Some(first) = rest.first() {
         let start = first.addr as usize;
@@ -267,8 +272,21 @@ fn reprotect(ctx: &UffdCtx, pages: &mut [WrittenPage]) -> Result {
         }
         let (group, tail) = rest.split_at(n);
         let mut walker = Reprotect { ctx, pages: group };
-        // The walker never breaks.
-        let _ = lock.walk_page_range_uffd_wp(start, end, &mut walker)?;
+        // A group within one VMA, as most are, is walked without looking the VMA up again. The
+        // walker never breaks.
+        if vma.is_none_or(|vma| start < vma.start() || end > vma.end()) {
+            vma = lock.vma_lookup(start);
+        }
+        let _ = match vma {
+            Some(vma) if end <= vma.end() => {
+                if protects_in(ctx, vma) {
+                    lock.walk_vma_range_uffd_wp(vma, start, end, &mut walker)?
+                } else {
+                    Continue(())
+                }
+            }
+            _ => lock.walk_page_range_uffd_wp(start, end, &mut walker)?,
+        };
         rest = tail;
     }
     Ok(())

@@ -159,6 +159,16 @@ pub trait PageWalker: Sized {
     }
 }
 
+/// The result of a C walk: 0 once through, a positive value after a break, or a negative errno.
+#[inline]
+fn walk_result(ret: c_int) -> WalkResult {
+    match ret {
+        0 => Ok(ControlFlow::Continue(())),
+        r if r > 0 => Ok(ControlFlow::Break(())),
+        r => Err(Error::from_errno(r)),
+    }
+}
+
 impl MmapReadGuard<'_> {
     /// Walks the page tables of `start..end` with `walker`.
     ///
@@ -196,6 +206,59 @@ impl MmapReadGuard<'_> {
         end: usize,
         walker: &mut T,
     ) -> WalkResult {
+        self.invalidating(start, end, || self.walk::<T, true>(start, end, walker))
+    }
+
+    /// Walks the page tables of `start..end`, which lies within `vma`, a VMA of this mm, with
+    /// `walker`, as [`MmapReadGuard::walk_page_range_uffd_wp`] does, but without looking the VMA
+    /// up and without [`PageWalker::test_vma`]: for a caller that walks many small ranges of a
+    /// VMA it has looked up and tested once.
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] if `start >= end`, if `start..end` is not within `vma`, or if `vma` is not a VMA
+    /// of this mm; otherwise the first error a method of `walker` returned.
+    pub fn walk_vma_range_uffd_wp<T: PageWalker>(
+        &self,
+        vma: &VmaRef,
+        start: usize,
+        end: usize,
+        walker: &mut T,
+    ) -> WalkResult {
+        if start >= end || start < vma.start() || end > vma.end() {
+            return Err(EINVAL);
+        }
+        if !core::ptr::eq(vma.mm().as_raw(), self.mm.as_raw()) {
+            return Err(EINVAL);
+        }
+        self.invalidating(start, end, || {
+            // SAFETY: `vma` is a VMA of this mm, whose mmap read lock is held (type invariants)
+            // for the whole call, as `PGWALK_RDLOCK` requires, and `start..end` lies within it.
+            // The ops table is static and its callbacks expect `private` to be a `T`, which
+            // `walker` is; it outlives the call and is not otherwise used during it. The walk
+            // runs inside an mmu notifier invalidation of `start..end`, as the callbacks of
+            // `WalkOps<T, true>` expect.
+            let ret = unsafe {
+                bindings::walk_page_range_vma(
+                    vma.as_ptr(),
+                    start,
+                    end,
+                    &WalkOps::<T, true>::OPS,
+                    core::ptr::from_mut(walker).cast::<c_void>(),
+                )
+            };
+            walk_result(ret)
+        })
+    }
+
+    /// Runs `walk` inside an mmu notifier invalidation of `start..end` for a protection change.
+    #[inline]
+    fn invalidating(
+        &self,
+        start: usize,
+        end: usize,
+        walk: impl FnOnce() -> WalkResult,
+    ) -> WalkResult {
         if start >= end {
             return Err(EINVAL);
         }
@@ -215,7 +278,7 @@ impl MmapReadGuard<'_> {
         // SAFETY: `range` was initialised above. It stays in this frame, so it does not move
         // before the invalidation is ended below, with the mmap lock still held.
         unsafe { bindings::mmu_notifier_invalidate_range_start(range.as_mut_ptr()) };
-        let ret = self.walk::<T, true>(start, end, walker);
+        let ret = walk();
         // SAFETY: Ends the invalidation started above, on the same range.
         unsafe { bindings::mmu_notifier_invalidate_range_end(range.as_mut_ptr()) };
         ret
@@ -245,11 +308,7 @@ impl MmapReadGuard<'_> {
                 core::ptr::from_mut(walker).cast::<c_void>(),
             )
         };
-        match ret {
-            0 => Ok(ControlFlow::Continue(())),
-            r if r > 0 => Ok(ControlFlow::Break(())),
-            r => Err(Error::from_errno(r)),
-        }
+        walk_result(ret)
     }
 }
 
