@@ -34,7 +34,9 @@ use kernel::{
     bindings,
     error::from_result,
     mm::{
-        pagewalk::{Hole, HugetlbEntry, PageWalker, PmdEntry, PmdLock, VmaAction, WalkResult},
+        pagewalk::{
+            Hole, HugetlbEntry, PageWalker, PmdEntry, PmdLock, PteTable, VmaAction, WalkResult,
+        },
         userfaultfd::{Features, UffdCtx, WrittenPage},
         virt::{flags, VmaRef},
     },
@@ -150,6 +152,35 @@ fn protects_in(ctx: &UffdCtx, vma: &VmaRef) -> bool {
         && vma.flags() & flags::PFNMAP == 0
 }
 
+/// Write-protects, in the locked table `ptes`, the entries of the pages of `pages` that are not
+/// protected yet.
+fn protect_listed(ptes: &mut PteTable<'_>, pages: &[WrittenPage]) -> Result {
+    let start = ptes.addr(0);
+    let end = start + ptes.len() * PAGE_SIZE;
+    let Some(mut wp) = ptes.uffd_wp() else {
+        return Ok(());
+    };
+    for page in pages {
+        let addr = (page.addr as usize).max(start);
+        let last = end_of(page).min(end);
+        if addr >= last {
+            continue;
+        }
+        for index in (addr - start) / PAGE_SIZE..(last - start).div_ceil(PAGE_SIZE) {
+            if wp.get(index).is_some_and(|pte| !pte.is_uffd()) {
+                wp.protect(index)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Returns whether `start..end`, in `vma`, lies within one table of PTEs.
+fn in_one_table(vma: &VmaRef, start: usize, end: usize) -> bool {
+    let table = !(bindings::PMD_SIZE - 1);
+    !vma.is_hugetlb() && start & table == (end - 1) & table
+}
+
 /// Returns the end of the page of `page`.
 fn end_of(page: &WrittenPage) -> usize {
     (page.addr as usize).saturating_add(page.len as usize)
@@ -173,20 +204,7 @@ impl PageWalker for Reprotect<'_, '_> {
             return Ok(Continue(()));
         }
         match entry.lock() {
-            PmdLock::Table(mut ptes) => {
-                let Some(mut wp) = ptes.uffd_wp() else {
-                    return Ok(Continue(()));
-                };
-                for page in self.within(start, end) {
-                    let addr = (page.addr as usize).max(start);
-                    let last = end_of(page).min(end);
-                    for index in (addr - start) / PAGE_SIZE..(last - start).div_ceil(PAGE_SIZE) {
-                        if wp.get(index).is_some_and(|pte| !pte.is_uffd()) {
-                            wp.protect(index)?;
-                        }
-                    }
-                }
-            }
+            PmdLock::Table(mut ptes) => protect_listed(&mut ptes, self.within(start, end))?,
             PmdLock::Huge(mut huge) => {
                 let whole = huge.is_whole()
                     && self
@@ -279,10 +297,20 @@ fn reprotect(ctx: &UffdCtx, pages: &mut [WrittenPage]) -> Result {
         }
         let _ = match vma {
             Some(vma) if end <= vma.end() => {
-                if protects_in(ctx, vma) {
-                    lock.walk_vma_range_uffd_wp(vma, start, end, &mut walker)?
-                } else {
+                if !protects_in(ctx, vma) {
                     Continue(())
+                } else if in_one_table(vma, start, end)
+                    && lock
+                        .with_pte_table_uffd_wp(vma, start, end, |ptes| {
+                            protect_listed(ptes, group)
+                        })?
+                        .transpose()?
+                        .is_some()
+                {
+                    // A lone group in one table, as sparse writes leave them: no walk.
+                    Continue(())
+                } else {
+                    lock.walk_vma_range_uffd_wp(vma, start, end, &mut walker)?
                 }
             }
             _ => lock.walk_page_range_uffd_wp(start, end, &mut walker)?,

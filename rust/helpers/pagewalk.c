@@ -212,3 +212,73 @@ __rust_helper pte_t rust_helper_huge_ptep_get(struct mm_struct *mm, unsigned lon
 	return huge_ptep_get(mm, addr, ptep);
 }
 #endif
+
+__rust_helper pgd_t *rust_helper_pgd_offset(struct mm_struct *mm, unsigned long addr)
+{
+	return pgd_offset(mm, addr);
+}
+
+__rust_helper p4d_t *rust_helper_p4d_offset(pgd_t *pgd, unsigned long addr)
+{
+	return p4d_offset(pgd, addr);
+}
+
+__rust_helper pud_t *rust_helper_pud_offset(p4d_t *p4d, unsigned long addr)
+{
+	return pud_offset(p4d, addr);
+}
+
+__rust_helper pmd_t *rust_helper_pmd_offset(pud_t *pud, unsigned long addr)
+{
+	return pmd_offset(pud, addr);
+}
+
+__rust_helper pgd_t rust_helper_pgdp_get(pgd_t *pgdp)
+{
+	return pgdp_get(pgdp);
+}
+
+__rust_helper p4d_t rust_helper_p4dp_get(p4d_t *p4dp)
+{
+	return p4dp_get(p4dp);
+}
+
+__rust_helper pud_t rust_helper_pudp_get(pud_t *pudp)
+{
+	return pudp_get(pudp);
+}
+
+__rust_helper int rust_helper_pgd_none(pgd_t pgd)
+{
+	return pgd_none(pgd);
+}
+
+__rust_helper int rust_helper_pgd_bad(pgd_t pgd)
+{
+	return pgd_bad(pgd);
+}
+
+__rust_helper int rust_helper_p4d_none(p4d_t p4d)
+{
+	return p4d_none(p4d);
+}
+
+__rust_helper int rust_helper_p4d_bad(p4d_t p4d)
+{
+	return p4d_bad(p4d);
+}
+
+__rust_helper int rust_helper_pud_none(pud_t pud)
+{
+	return pud_none(pud);
+}
+
+__rust_helper int rust_helper_pud_bad(pud_t pud)
+{
+	return pud_bad(pud);
+}
+
+__rust_helper bool rust_helper_pud_leaf(pud_t pud)
+{
+	return pud_leaf(pud);
+}

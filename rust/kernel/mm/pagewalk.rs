@@ -251,14 +251,99 @@ impl MmapReadGuard<'_> {
         })
     }
 
+    /// Locks the table of PTEs that maps `start..end` of `vma` and runs `f` on it, inside an mmu
+    /// notifier invalidation of `start..end` for a protection change, so that `f` may
+    /// write-protect its entries ([`PteTable::uffd_wp`]) as a walk of
+    /// [`MmapReadGuard::walk_vma_range_uffd_wp`] would: for a caller with a few pages to protect
+    /// in one PMD, which needs no walk from the top and no callbacks.
+    ///
+    /// Returns `Ok(None)`, without calling `f`, if no table of PTEs maps the range: nothing is
+    /// mapped there, or a huge page is. A walk of the range handles those.
+    ///
+    /// # Errors
+    ///
+    /// [`EINVAL`] if `start..end` is empty, not within `vma` or not within one PMD, or if `vma`
+    /// is a hugetlb VMA or not a VMA of this mm.
+    pub fn with_pte_table_uffd_wp<R>(
+        &self,
+        vma: &VmaRef,
+        start: usize,
+        end: usize,
+        f: impl FnOnce(&mut PteTable<'_>) -> R,
+    ) -> Result<Option<R>> {
+        if start >= end || start < vma.start() || end > vma.end() {
+            return Err(EINVAL);
+        }
+        if end - (start & !(PMD_SIZE - 1)) > PMD_SIZE || vma.is_hugetlb() {
+            return Err(EINVAL);
+        }
+        if !core::ptr::eq(vma.mm().as_raw(), self.mm.as_raw()) {
+            return Err(EINVAL);
+        }
+        // SAFETY: `start` is within `vma`, a VMA of this mm (checked above).
+        let Some(pmd) = (unsafe { self.pmd_of(start) }) else {
+            return Ok(None);
+        };
+        let range = WalkRange {
+            vma,
+            start,
+            end,
+            uffd_wp: true,
+        };
+        self.invalidating(start, end, || {
+            // SAFETY: `pmd` is the PMD entry of `vma`'s page tables that covers `range`, which
+            // lies within one PMD; the mmap read lock is held (type invariants) for the whole
+            // call, which runs inside an mmu notifier invalidation of `range`.
+            let ptes = unsafe { PteTable::lock(range, pmd) };
+            Ok(ptes.map(|mut ptes| f(&mut ptes)))
+        })
+    }
+
+    /// Returns the PMD entry of this mm that covers `addr` if the tables above it are populated
+    /// (and none of their entries maps a huge page): what `walk_pud_range()` would hand to
+    /// `walk_pmd_range()` for it.
+    ///
+    /// # Safety
+    ///
+    /// `addr` is within a VMA of this mm.
+    #[inline]
+    unsafe fn pmd_of(&self, addr: usize) -> Option<NonNull<bindings::pmd_t>> {
+        // SAFETY: `addr` is in a VMA of this mm (the function's safety requirements), whose
+        // mmap read lock is held (type invariants): the upper tables that cover a VMA are freed
+        // only once it is gone (`free_pgtables()`), so each entry read below, and the table it
+        // points at, stays valid for the call. An entry that is none, bad or a leaf ends the
+        // descent before it is followed; each is read once (`pXdp_get()`), as the C walker does.
+        unsafe {
+            let pgd = bindings::pgd_offset(self.mm.as_raw(), addr);
+            let entry = bindings::pgdp_get(pgd);
+            if bindings::pgd_none(entry) != 0 || bindings::pgd_bad(entry) != 0 {
+                return None;
+            }
+            let p4d = bindings::p4d_offset(pgd, addr);
+            let entry = bindings::p4dp_get(p4d);
+            if bindings::p4d_none(entry) != 0 || bindings::p4d_bad(entry) != 0 {
+                return None;
+            }
+            let pud = bindings::pud_offset(p4d, addr);
+            let entry = bindings::pudp_get(pud);
+            if bindings::pud_none(entry) != 0
+                || bindings::pud_leaf(entry)
+                || bindings::pud_bad(entry) != 0
+            {
+                return None;
+            }
+            NonNull::new(bindings::pmd_offset(pud, addr))
+        }
+    }
+
     /// Runs `walk` inside an mmu notifier invalidation of `start..end` for a protection change.
     #[inline]
-    fn invalidating(
+    fn invalidating<R>(
         &self,
         start: usize,
         end: usize,
-        walk: impl FnOnce() -> WalkResult,
-    ) -> WalkResult {
+        walk: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
         if start >= end {
             return Err(EINVAL);
         }

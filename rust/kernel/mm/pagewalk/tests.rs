@@ -664,4 +664,53 @@ mod uffd_wp {
         assert!(ptes(start, end)?.iter().all(Option::is_none));
         Ok(())
     }
+
+    #[test]
+    fn protects_in_a_vma_or_a_table_without_a_walk() -> Result {
+        let addr = vm_mmap(8 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+        let end = addr + 8 * PAGE_SIZE;
+        for page in [1, 2] {
+            touch(addr + page * PAGE_SIZE)?;
+        }
+        // Nothing mapped in a whole PMD: no PTE table.
+        let map = vm_mmap(2 * PMD_SIZE, prot::READ | prot::WRITE)?;
+        let empty = map.next_multiple_of(PMD_SIZE);
+        register_uffd_wp(addr)?;
+        register_uffd_wp(empty)?;
+        let current = crate::current!();
+        let mm = current.mm().ok_or(ESRCH)?;
+        let guard = mm.mmap_read_lock();
+        let vma = guard.vma_lookup(addr).ok_or(EINVAL)?;
+        let other = guard.vma_lookup(empty).ok_or(EINVAL)?;
+        let protect_first =
+            |ptes: &mut PteTable<'_>| -> Result { ptes.uffd_wp().ok_or(EINVAL)?.protect(0) };
+
+        // An empty range, one outside the VMA, or across PMDs: refused.
+        let (vend, span) = (vma.end(), empty + PMD_SIZE + PAGE_SIZE);
+        assert!(guard.with_pte_table_uffd_wp(vma, addr, addr, protect_first) == Err(EINVAL));
+        assert!(guard.with_pte_table_uffd_wp(vma, vend, vend + PAGE_SIZE, |_| ()) == Err(EINVAL));
+        assert!(guard.with_pte_table_uffd_wp(other, empty, span, |_| ()) == Err(EINVAL));
+        // No table: `None`, and the closure is not called.
+        let none = guard.with_pte_table_uffd_wp(other, empty, empty + PAGE_SIZE, |_| ())?;
+        assert!(none.is_none());
+        // A table: page 1 is protected by the closure, and flushed before the unlock.
+        take_flush();
+        let page1 = addr + PAGE_SIZE;
+        let done = guard.with_pte_table_uffd_wp(vma, page1, page1 + PAGE_SIZE, protect_first)?;
+        assert!(done == Some(Ok(())));
+        assert_eq!(take_flush(), (page1, page1 + PAGE_SIZE));
+
+        // The walk within a VMA: refused outside it, page 2 protected inside.
+        let mut p = Protect::new(addr, &[2])?;
+        let outside = guard.walk_vma_range_uffd_wp(vma, vend, vend + PAGE_SIZE, &mut p);
+        assert!(outside == Err(EINVAL));
+        assert_eq!(
+            guard.walk_vma_range_uffd_wp(vma, addr, end, &mut p)?,
+            Continue(())
+        );
+        drop(guard);
+        let ptes = ptes(addr, end)?;
+        assert!(uffd(ptes[1]) && uffd(ptes[2]) && !uffd(ptes[0]));
+        Ok(())
+    }
 }
