@@ -47,9 +47,10 @@ cur=$(git rev-parse HEAD)
 synced=$(cat .git/wb-synced 2>/dev/null || true)
 if [ "$(git rev-parse "$cur^{tree}")" = "$(git rev-parse "$new^{tree}")" ] && [ -z "$(git status --porcelain --untracked-files=no)" ]; then
 	# The same files can come from another split of the series into
-	# patches, which bisect.sh must see: compare the commits too.  Switching
-	# between equal trees rewrites no file.
-	if [ "$(git log --format=%B "$base..$cur")" != "$(git log --format=%B "$base..$new")" ]; then
+	# patches, which bisect.sh must see: compare the commits too (their
+	# messages and their trees: a hunk can move between patches whose
+	# messages stay).  Switching between equal trees rewrites no file.
+	if [ "$(git log --format='%T %B' "$base..$cur")" != "$(git log --format='%T %B' "$base..$new")" ]; then
 		git checkout -q -B wb "$new"
 		log "$TREE switched to the series' commits (same files, new split)"
 	else
