@@ -26,7 +26,7 @@ impl<'a> Hole<'a> {
     /// notifier invalidation of its range).
     #[inline]
     pub(super) fn new(vma: Option<&'a VmaRef>, start: usize, end: usize, uffd_wp: bool) -> Self {
-        // INVARIANT: The C walker passes a part of the walked range, and the VMA it is in.
+        // INVARIANT: The walk passes a part of the walked range, and the VMA it is in.
         Self {
             vma,
             start,

@@ -271,6 +271,46 @@ mod walk {
     }
 
     #[test]
+    fn finds_the_vmas_of_a_range_in_order() -> Result {
+        // Alternating protections keep the mappings apart as three VMAs.
+        let mut maps = [
+            (vm_mmap(2 * PAGE_SIZE, prot::READ)?, 2 * PAGE_SIZE),
+            (vm_mmap(3 * PAGE_SIZE, prot::READ | prot::WRITE)?, 3 * PAGE_SIZE),
+            (vm_mmap(PAGE_SIZE, prot::READ)?, PAGE_SIZE),
+        ];
+        maps.sort_unstable();
+        let (lo, hi) = (maps[0].0, maps[2].0 + maps[2].1);
+        let current = kernel::current!();
+        let mm = current.mm().ok_or(ESRCH)?;
+        let lock = mm.mmap_read_lock();
+
+        let mut found = KVec::new();
+        for vma in lock.vmas(lo, hi) {
+            found.push((vma.start(), vma.end()), GFP_KERNEL)?;
+        }
+        // In order, each overlapping the range, and each mapping within one of them (another
+        // test's mapping may lie between two, or have merged with the first or the last).
+        assert!(found.len() >= 3);
+        assert!(found.windows(2).all(|w| w[0].1 <= w[1].0));
+        assert!(found.iter().all(|&(start, end)| start < hi && end > lo));
+        for &(addr, len) in &maps {
+            assert!(found
+                .iter()
+                .any(|&(start, end)| start <= addr && addr + len <= end));
+        }
+
+        // A range within one VMA finds just that one; an empty one finds none.
+        let mid = maps[1].0 + PAGE_SIZE;
+        let mut one = lock.vmas(mid, mid + PAGE_SIZE);
+        assert!(one
+            .next()
+            .is_some_and(|vma| vma.start() <= mid && mid < vma.end()));
+        assert!(one.next().is_none());
+        assert!(lock.vmas(mid, 0).next().is_none());
+        Ok(())
+    }
+
+    #[test]
     fn stops_early_and_propagates_errors() -> Result {
         let addr = vm_mmap(8 * PAGE_SIZE, prot::READ | prot::WRITE)?;
         for page in 0..8 {
