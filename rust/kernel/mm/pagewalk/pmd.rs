@@ -13,8 +13,9 @@ use core::ptr::NonNull;
 ///
 /// # Invariants
 ///
-/// `pmd` points at a non-none PMD entry of `range.vma`'s page tables that covers `range`; `walk`
-/// is the `struct mm_walk` of the running walk. The mmap read lock is held, so the PTE table a
+/// `pmd` points at a non-none PMD entry of `range.vma`'s page tables that covers `range`; `action`
+/// is what the running walk does with the entry once [`PageWalker::pmd_entry`] returns (the
+/// `action` of its `struct mm_walk`, or the Rust walk's own). The mmap read lock is held, so the PTE table a
 /// non-huge entry points at is not freed while it is mapped by `pte_offset_map_lock()`. If
 /// `range.uffd_wp`, the walk runs inside an mmu notifier invalidation of a range that covers
 /// `range` for a protection change.
@@ -23,7 +24,7 @@ use core::ptr::NonNull;
 pub struct PmdEntry<'a> {
     range: WalkRange<'a>,
     pmd: NonNull<bindings::pmd_t>,
-    walk: NonNull<bindings::mm_walk>,
+    action: NonNull<bindings::page_walk_action>,
 }
 
 deref_to_range!(PmdEntry);
@@ -33,16 +34,17 @@ impl<'a> PmdEntry<'a> {
     ///
     /// # Safety
     ///
-    /// `pmd` and `walk` are what the C walker passed to `pmd_entry` for `range`, which satisfy the
-    /// type invariants for `'a`.
+    /// `pmd` and `action` satisfy the type invariants for `range` and `'a`: `pmd` is what the
+    /// walk passes to `pmd_entry` for `range`, and `action` is valid for writes until the walk
+    /// reads it, after [`PageWalker::pmd_entry`] returns.
     #[inline]
     pub(super) unsafe fn new(
         range: WalkRange<'a>,
         pmd: NonNull<bindings::pmd_t>,
-        walk: NonNull<bindings::mm_walk>,
+        action: NonNull<bindings::page_walk_action>,
     ) -> Self {
         // INVARIANT: What the caller guarantees.
-        Self { range, pmd, walk }
+        Self { range, pmd, action }
     }
 
     /// Reads the entry without its lock (C `pmdp_get_lockless()`) and returns it if it is huge:
@@ -114,9 +116,9 @@ impl<'a> PmdEntry<'a> {
     /// [`PageWalker::pmd_entry`]: super::PageWalker::pmd_entry
     #[inline]
     fn set_action(&mut self, action: bindings::page_walk_action) {
-        // SAFETY: `walk` is the running walk's `mm_walk` (type invariants); the walker reads
-        // `action` after `pmd_entry` returns.
-        unsafe { (*self.walk.as_ptr()).action = action };
+        // SAFETY: `action` is valid for writes until the walk reads it, after `pmd_entry` returns
+        // (type invariants).
+        unsafe { self.action.as_ptr().write(action) };
     }
 }
 
