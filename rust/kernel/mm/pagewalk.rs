@@ -616,7 +616,8 @@ impl<T: PageWalker, const UFFD_WP: bool> WalkOps<T, UFFD_WP> {
         // SAFETY: `walk_pmd_range()` calls `pmd_entry` for a valid PMD entry of `vma`, which
         // covers `start..end`, with the mmap read lock held; `walk` is the running walk, which
         // reads its `action` once `pmd_entry` returns.
-        let action = unsafe { NonNull::new_unchecked(core::ptr::addr_of_mut!((*walk.as_ptr()).action)) };
+        let action =
+            unsafe { NonNull::new_unchecked(core::ptr::addr_of_mut!((*walk.as_ptr()).action)) };
         // SAFETY: As above.
         let mut entry = unsafe { PmdEntry::new(range, pmd, action) };
         to_c(walker.pmd_entry(&mut entry))

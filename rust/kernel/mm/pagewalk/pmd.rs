@@ -15,10 +15,10 @@ use core::ptr::NonNull;
 ///
 /// `pmd` points at a non-none PMD entry of `range.vma`'s page tables that covers `range`; `action`
 /// is what the running walk does with the entry once [`PageWalker::pmd_entry`] returns (the
-/// `action` of its `struct mm_walk`, or the Rust walk's own). The mmap read lock is held, so the PTE table a
-/// non-huge entry points at is not freed while it is mapped by `pte_offset_map_lock()`. If
-/// `range.uffd_wp`, the walk runs inside an mmu notifier invalidation of a range that covers
-/// `range` for a protection change.
+/// `action` of its `struct mm_walk`, or the Rust walk's own). The mmap read lock is held, so the
+/// PTE table a non-huge entry points at is not freed while it is mapped by
+/// `pte_offset_map_lock()`. If `range.uffd_wp`, the walk runs inside an mmu notifier
+/// invalidation of a range that covers `range` for a protection change.
 ///
 /// [`PageWalker::pmd_entry`]: super::PageWalker::pmd_entry
 pub struct PmdEntry<'a> {

@@ -275,7 +275,10 @@ mod walk {
         // Alternating protections keep the mappings apart as three VMAs.
         let mut maps = [
             (vm_mmap(2 * PAGE_SIZE, prot::READ)?, 2 * PAGE_SIZE),
-            (vm_mmap(3 * PAGE_SIZE, prot::READ | prot::WRITE)?, 3 * PAGE_SIZE),
+            (
+                vm_mmap(3 * PAGE_SIZE, prot::READ | prot::WRITE)?,
+                3 * PAGE_SIZE,
+            ),
             (vm_mmap(PAGE_SIZE, prot::READ)?, PAGE_SIZE),
         ];
         maps.sort_unstable();
