@@ -282,3 +282,8 @@ __rust_helper bool rust_helper_pud_leaf(pud_t pud)
 {
 	return pud_leaf(pud);
 }
+
+__rust_helper int rust_helper_pud_present(pud_t pud)
+{
+	return pud_present(pud);
+}

@@ -287,8 +287,8 @@ impl MmapReadGuard<'_> {
     }
 
     /// Returns the PMD entry of this mm that covers `addr` if the tables above it are populated
-    /// (and none of their entries maps a huge page): what `walk_pud_range()` would hand to
-    /// `walk_pmd_range()` for it.
+    /// (none of their entries is none, bad, not present or a huge page): what `walk_pud_range()`
+    /// would hand to `walk_pmd_range()` for it, which retries where the PUD entry is not present.
     ///
     /// # Safety
     ///
@@ -314,6 +314,7 @@ impl MmapReadGuard<'_> {
             let pud = bindings::pud_offset(p4d, addr);
             let entry = bindings::pudp_get(pud);
             if bindings::pud_none(entry) != 0
+                || bindings::pud_present(entry) == 0
                 || bindings::pud_leaf(entry)
                 || bindings::pud_bad(entry) != 0
             {
@@ -357,7 +358,7 @@ impl MmapReadGuard<'_> {
     }
 
     /// Walks `start..end` as C `walk_page_range()` does, calling the same methods of `walker` in
-    /// the same order, but finds each VMA from the one before it ([`MmapReadGuard::vmas`])
+    /// the same order (see [`MmapReadGuard::walk_vma`]), but finds each VMA from the one before it ([`MmapReadGuard::vmas`])
     /// instead of looking it up from the top of the VMA tree: that lookup was a fifth of the cost
     /// of a walk over many small VMAs.
     fn walk<T: PageWalker, const UFFD_WP: bool>(
@@ -403,8 +404,9 @@ impl MmapReadGuard<'_> {
     /// A range within one PMD of a VMA that is not hugetlb, as a small VMA is, is walked here: the
     /// PMD entry is found by [`MmapReadGuard::pmd_of`] and handed to the walker as
     /// `walk_pmd_range()` would, without the C walk's setup and descent through every level,
-    /// which were a third of the cost of walking a VMA of 16 pages. Any other range, or one whose
-    /// upper tables are not all populated, goes to the C walk.
+    /// which were a quarter of the cost of walking a VMA of 16 pages. Any other range, one whose
+    /// upper tables are not all populated, or a walker without [`PageWalker::pmd_entry`], goes to
+    /// the C walk.
     ///
     /// # Safety
     ///
@@ -418,7 +420,12 @@ impl MmapReadGuard<'_> {
         end: usize,
         walker: &mut T,
     ) -> WalkResult {
-        if !vma.is_hugetlb() && start & !(PMD_SIZE - 1) == (end - 1) & !(PMD_SIZE - 1) {
+        // Without `pmd_entry` the C walk goes below the top level for nothing (not even for the
+        // holes of none PMD entries), so it alone decides what a walker with `pte_hole` only sees.
+        if T::HAS_PMD_ENTRY
+            && !vma.is_hugetlb()
+            && start & !(PMD_SIZE - 1) == (end - 1) & !(PMD_SIZE - 1)
+        {
             // SAFETY: `start` is within `vma`, a VMA of this mm (the function's safety
             // requirements).
             if let Some(pmd) = unsafe { self.pmd_of(start) } {
@@ -459,8 +466,9 @@ impl MmapReadGuard<'_> {
     /// # Safety
     ///
     /// `pmd` is the PMD entry of the mm whose mmap read lock is held that covers `range`, which
-    /// lies within one PMD of a VMA that is not hugetlb. If `range.uffd_wp`, the call runs inside
-    /// an mmu notifier invalidation of a range that covers `range`.
+    /// lies within one PMD of a VMA that is not hugetlb; `T` has [`PageWalker::pmd_entry`]. If
+    /// `range.uffd_wp`, the call runs inside an mmu notifier invalidation of a range that covers
+    /// `range`.
     #[inline]
     unsafe fn walk_pmd<T: PageWalker>(
         range: WalkRange<'_>,
@@ -479,9 +487,6 @@ impl MmapReadGuard<'_> {
                 // with the mmap read lock held; with `uffd_wp` inside an invalidation of it.
                 let mut hole = Hole::new(Some(range.vma), range.start, range.end, range.uffd_wp);
                 return walker.pte_hole(&mut hole);
-            }
-            if !T::HAS_PMD_ENTRY {
-                return Ok(ControlFlow::Continue(()));
             }
             let mut action = bindings::page_walk_action_ACTION_SUBTREE;
             // SAFETY: `pmd` is a non-none PMD entry of the VMA's page tables that covers
@@ -539,7 +544,7 @@ impl MmapReadGuard<'_> {
 fn to_c(r: WalkResult) -> c_int {
     match r {
         Ok(ControlFlow::Continue(())) => 0,
-        // Any positive value ends the walk and is returned by `walk_page_range()`.
+        // Any positive value ends the walk and is returned by `walk_page_range_vma()`.
         Ok(ControlFlow::Break(())) => 1,
         Err(e) => e.to_errno(),
     }
@@ -577,16 +582,16 @@ impl<T: PageWalker, const UFFD_WP: bool> WalkOps<T, UFFD_WP> {
     ///
     /// # Safety
     ///
-    /// `walk` is the `struct mm_walk` of a walk started by [`MmapReadGuard::walk`] with a `T`,
+    /// `walk` is the `struct mm_walk` of a walk started by [`MmapReadGuard::walk_vma`] with a `T`,
     /// and the walk is in a callback; no other reference to the walker exists.
     unsafe fn state<'a>(walk: *mut bindings::mm_walk) -> (&'a mut T, Option<&'a VmaRef>) {
         // SAFETY: `walk` is valid during the callback (the function's safety requirements).
         let (private, vma) = unsafe { ((*walk).private, (*walk).vma) };
-        // SAFETY: `private` is the `&mut T` that `walk_page_range` passed, which outlives the
+        // SAFETY: `private` is the `&mut T` that `walk_page_range_vma` passed, which outlives the
         // walk and has no other user during it.
         let walker = unsafe { &mut *private.cast::<T>() };
         // SAFETY: A non-null `vma` is the VMA being walked, valid under the mmap read lock that
-        // `walk_page_range` holds for the whole walk.
+        // `walk_page_range_vma` holds for the whole walk.
         let vma = (!vma.is_null()).then(|| unsafe { VmaRef::from_raw(vma) });
         (walker, vma)
     }
@@ -594,14 +599,14 @@ impl<T: PageWalker, const UFFD_WP: bool> WalkOps<T, UFFD_WP> {
     /// # Safety
     ///
     /// Only the C page walker calls this, with the `struct mm_walk` of a walk started by
-    /// [`MmapReadGuard::walk`] with a `T`.
+    /// [`MmapReadGuard::walk_vma`] with a `T`.
     unsafe extern "C" fn pmd_entry(
         pmd: *mut bindings::pmd_t,
         start: c_ulong,
         end: c_ulong,
         walk: *mut bindings::mm_walk,
     ) -> c_int {
-        // SAFETY: Called by the walk of `walk_page_range` with its `mm_walk`.
+        // SAFETY: Called by the walk of `walk_page_range_vma` with its `mm_walk`.
         let (walker, vma) = unsafe { Self::state(walk) };
         let (Some(vma), Some(pmd), Some(walk)) = (vma, NonNull::new(pmd), NonNull::new(walk))
         else {
@@ -613,12 +618,12 @@ impl<T: PageWalker, const UFFD_WP: bool> WalkOps<T, UFFD_WP> {
             end,
             uffd_wp: UFFD_WP,
         };
+        // SAFETY: `walk` is non-null (checked above), so a pointer to its field is too.
+        let action =
+            unsafe { NonNull::new_unchecked(core::ptr::addr_of_mut!((*walk.as_ptr()).action)) };
         // SAFETY: `walk_pmd_range()` calls `pmd_entry` for a valid PMD entry of `vma`, which
         // covers `start..end`, with the mmap read lock held; `walk` is the running walk, which
         // reads its `action` once `pmd_entry` returns.
-        let action =
-            unsafe { NonNull::new_unchecked(core::ptr::addr_of_mut!((*walk.as_ptr()).action)) };
-        // SAFETY: As above.
         let mut entry = unsafe { PmdEntry::new(range, pmd, action) };
         to_c(walker.pmd_entry(&mut entry))
     }
@@ -626,14 +631,14 @@ impl<T: PageWalker, const UFFD_WP: bool> WalkOps<T, UFFD_WP> {
     /// # Safety
     ///
     /// Only the C page walker calls this, with the `struct mm_walk` of a walk started by
-    /// [`MmapReadGuard::walk`] with a `T`.
+    /// [`MmapReadGuard::walk_vma`] with a `T`.
     unsafe extern "C" fn pte_hole(
         start: c_ulong,
         end: c_ulong,
         _depth: c_int,
         walk: *mut bindings::mm_walk,
     ) -> c_int {
-        // SAFETY: Called by the walk of `walk_page_range` with its `mm_walk`.
+        // SAFETY: Called by the walk of `walk_page_range_vma` with its `mm_walk`.
         let (walker, vma) = unsafe { Self::state(walk) };
         let mut hole = Hole::new(vma, start, end, UFFD_WP);
         to_c(walker.pte_hole(&mut hole))
@@ -642,7 +647,7 @@ impl<T: PageWalker, const UFFD_WP: bool> WalkOps<T, UFFD_WP> {
     /// # Safety
     ///
     /// Only the C page walker calls this, with the `struct mm_walk` of a walk started by
-    /// [`MmapReadGuard::walk`] with a `T`.
+    /// [`MmapReadGuard::walk_vma`] with a `T`.
     #[cfg(CONFIG_HUGETLB_PAGE)]
     unsafe extern "C" fn hugetlb_entry(
         ptep: *mut bindings::pte_t,
@@ -651,7 +656,7 @@ impl<T: PageWalker, const UFFD_WP: bool> WalkOps<T, UFFD_WP> {
         end: c_ulong,
         walk: *mut bindings::mm_walk,
     ) -> c_int {
-        // SAFETY: Called by the walk of `walk_page_range` with its `mm_walk`.
+        // SAFETY: Called by the walk of `walk_page_range_vma` with its `mm_walk`.
         let (walker, vma) = unsafe { Self::state(walk) };
         let (Some(vma), Some(ptep)) = (vma, NonNull::new(ptep)) else {
             return EINVAL.to_errno();

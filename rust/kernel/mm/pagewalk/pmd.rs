@@ -18,7 +18,8 @@ use core::ptr::NonNull;
 /// `action` of its `struct mm_walk`, or the Rust walk's own). The mmap read lock is held, so the
 /// PTE table a non-huge entry points at is not freed while it is mapped by
 /// `pte_offset_map_lock()`. If `range.uffd_wp`, the walk runs inside an mmu notifier
-/// invalidation of a range that covers `range` for a protection change.
+/// invalidation of a range that covers `range` for a protection change. `action` may not live
+/// for `'a`: a `PmdEntry` is only ever lent to [`PageWalker::pmd_entry`], never given away.
 ///
 /// [`PageWalker::pmd_entry`]: super::PageWalker::pmd_entry
 pub struct PmdEntry<'a> {
@@ -30,13 +31,16 @@ pub struct PmdEntry<'a> {
 deref_to_range!(PmdEntry);
 
 impl<'a> PmdEntry<'a> {
-    /// Creates the entry a walk callback was called with.
+    /// Creates the entry that the C walk's callback, or the Rust walk, hands to
+    /// [`PageWalker::pmd_entry`].
     ///
     /// # Safety
     ///
     /// `pmd` and `action` satisfy the type invariants for `range` and `'a`: `pmd` is what the
     /// walk passes to `pmd_entry` for `range`, and `action` is valid for writes until the walk
     /// reads it, after [`PageWalker::pmd_entry`] returns.
+    ///
+    /// [`PageWalker::pmd_entry`]: super::PageWalker::pmd_entry
     #[inline]
     pub(super) unsafe fn new(
         range: WalkRange<'a>,

@@ -291,25 +291,60 @@ mod walk {
         for vma in lock.vmas(lo, hi) {
             found.push((vma.start(), vma.end()), GFP_KERNEL)?;
         }
-        // In order, each overlapping the range, and each mapping within one of them (another
-        // test's mapping may lie between two, or have merged with the first or the last).
-        assert!(found.len() >= 3);
-        assert!(found.windows(2).all(|w| w[0].1 <= w[1].0));
-        assert!(found.iter().all(|&(start, end)| start < hi && end > lo));
-        for &(addr, len) in &maps {
-            assert!(found
-                .iter()
-                .any(|&(start, end)| start <= addr && addr + len <= end));
+        // Each test has an mm of its own: the three mappings are its only VMAs in the range.
+        assert_eq!(found.len(), 3);
+        for (&(start, end), &(addr, len)) in found.iter().zip(&maps) {
+            assert_eq!((start, end), (addr, addr + len));
         }
 
-        // A range within one VMA finds just that one; an empty one finds none.
-        let mid = maps[1].0 + PAGE_SIZE;
-        let mut one = lock.vmas(mid, mid + PAGE_SIZE);
-        assert!(one
-            .next()
-            .is_some_and(|vma| vma.start() <= mid && mid < vma.end()));
+        // The range of one VMA whose neighbours touch both of its ends finds just that one.
+        let (addr, len) = maps[1];
+        let mut one = lock.vmas(addr, addr + len);
+        assert!(one.next().is_some_and(|vma| vma.start() == addr));
         assert!(one.next().is_none());
+
+        // A range within one VMA finds just that one; an empty or reversed one finds none.
+        let mid = addr + PAGE_SIZE;
+        let mut one = lock.vmas(mid, mid + PAGE_SIZE);
+        assert!(one.next().is_some_and(|vma| vma.start() == addr));
+        assert!(one.next().is_none());
+        assert!(lock.vmas(mid, mid).next().is_none());
+        assert!(lock.vmas(mid + PAGE_SIZE, mid).next().is_none());
         assert!(lock.vmas(mid, 0).next().is_none());
+        Ok(())
+    }
+
+    /// A walker with `pte_hole` only.
+    struct HolesOnly(KVec<(usize, usize)>);
+
+    #[vtable]
+    impl PageWalker for HolesOnly {
+        fn pte_hole(&mut self, hole: &mut Hole<'_>) -> WalkResult {
+            self.0.push((hole.start(), hole.end()), GFP_KERNEL)?;
+            Ok(Continue(()))
+        }
+    }
+
+    #[test]
+    fn reports_a_none_pmd_under_populated_tables_as_c_does() -> Result {
+        // A PMD entry that is none, between two with tables: the tables above it are populated
+        // (one of the two neighbours is in its PUD, whichever side a PUD boundary falls on).
+        let map = vm_mmap(4 * PMD_SIZE, prot::READ | prot::WRITE)?;
+        let first = (map + PMD_SIZE - 1) & !(PMD_SIZE - 1);
+        touch(first)?;
+        touch(first + 2 * PMD_SIZE)?;
+        let (start, end) = (first + PMD_SIZE, first + PMD_SIZE + PAGE_SIZE);
+
+        // With `pmd_entry`, the entry is one hole inside the VMA.
+        let mut seen = Seen::default();
+        assert_eq!(walk(start, end, &mut seen)?, Continue(()));
+        assert_eq!(&seen.holes[..], &[(start, end, true)][..]);
+        assert!(seen.ptes.is_empty());
+
+        // Without it, the C walk does not go below the top level, so it sees no hole at all.
+        let mut holes = HolesOnly(KVec::new());
+        assert_eq!(walk(start, end, &mut holes)?, Continue(()));
+        assert!(holes.0.is_empty());
         Ok(())
     }
 
