@@ -358,9 +358,9 @@ impl MmapReadGuard<'_> {
     }
 
     /// Walks `start..end` as C `walk_page_range()` does, calling the same methods of `walker` in
-    /// the same order (see [`MmapReadGuard::walk_vma`]), but finds each VMA from the one before it ([`MmapReadGuard::vmas`])
-    /// instead of looking it up from the top of the VMA tree: that lookup was a fifth of the cost
-    /// of a walk over many small VMAs.
+    /// the same order (see [`MmapReadGuard::walk_vma`]), but finds each VMA from the one before
+    /// it ([`MmapReadGuard::vmas`]) instead of looking it up from the top of the VMA tree: that
+    /// lookup was a fifth of the cost of a walk over many small VMAs.
     fn walk<T: PageWalker, const UFFD_WP: bool>(
         &self,
         start: usize,
