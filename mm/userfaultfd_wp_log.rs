@@ -175,12 +175,6 @@ fn protect_listed(ptes: &mut PteTable<'_>, pages: &[WrittenPage]) -> Result {
     Ok(())
 }
 
-/// Returns whether `start..end`, in `vma`, lies within one table of PTEs.
-fn in_one_table(vma: &VmaRef, start: usize, end: usize) -> bool {
-    let table = !(bindings::PMD_SIZE - 1);
-    !vma.is_hugetlb() && start & table == (end - 1) & table
-}
-
 /// Returns the end of the page of `page`.
 fn end_of(page: &WrittenPage) -> usize {
     (page.addr as usize).saturating_add(page.len as usize)
@@ -297,20 +291,10 @@ fn reprotect(ctx: &UffdCtx, pages: &mut [WrittenPage]) -> Result {
         }
         let _ = match vma {
             Some(vma) if end <= vma.end() => {
-                if !protects_in(ctx, vma) {
-                    Continue(())
-                } else if in_one_table(vma, start, end)
-                    && lock
-                        .with_pte_table_uffd_wp(vma, start, end, |ptes| {
-                            protect_listed(ptes, group)
-                        })?
-                        .transpose()?
-                        .is_some()
-                {
-                    // A lone group in one table, as sparse writes leave them: no walk.
-                    Continue(())
-                } else {
+                if protects_in(ctx, vma) {
                     lock.walk_vma_range_uffd_wp(vma, start, end, &mut walker)?
+                } else {
+                    Continue(())
                 }
             }
             _ => lock.walk_page_range_uffd_wp(start, end, &mut walker)?,

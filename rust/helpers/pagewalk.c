@@ -273,6 +273,11 @@ __rust_helper int rust_helper_pud_none(pud_t pud)
 	return pud_none(pud);
 }
 
+__rust_helper int rust_helper_pud_present(pud_t pud)
+{
+	return pud_present(pud);
+}
+
 __rust_helper int rust_helper_pud_bad(pud_t pud)
 {
 	return pud_bad(pud);
@@ -281,9 +286,4 @@ __rust_helper int rust_helper_pud_bad(pud_t pud)
 __rust_helper bool rust_helper_pud_leaf(pud_t pud)
 {
 	return pud_leaf(pud);
-}
-
-__rust_helper int rust_helper_pud_present(pud_t pud)
-{
-	return pud_present(pud);
 }

@@ -60,6 +60,10 @@ pub use self::{
 /// powerpc book3s64, `PMD_SIZE` is not a constant at all; this module does not build there.)
 pub(crate) const PMD_SIZE: usize = bindings::PMD_SIZE;
 
+/// The size of the address range a PUD entry maps (`RUST_CONST_HELPER_PUD_SIZE`, as
+/// [`PMD_SIZE`]).
+const PUD_SIZE: usize = bindings::PUD_SIZE;
+
 /// `()` with transparent huge pages, the empty type without: a field of this type makes the types
 /// of huge PMD entries (see [`HugePmd`]) empty where no such entry can exist, so that their
 /// methods need no implementation there.
@@ -238,54 +242,6 @@ impl MmapReadGuard<'_> {
         })
     }
 
-    /// Locks the table of PTEs that maps `start..end` of `vma` and runs `f` on it, inside an mmu
-    /// notifier invalidation of `start..end` for a protection change, so that `f` may
-    /// write-protect its entries ([`PteTable::uffd_wp`]) as a walk of
-    /// [`MmapReadGuard::walk_vma_range_uffd_wp`] would: for a caller with a few pages to protect
-    /// in one PMD, which needs no walk from the top and no callbacks.
-    ///
-    /// Returns `Ok(None)`, without calling `f`, if no table of PTEs maps the range: nothing is
-    /// mapped there, or a huge page is. A walk of the range handles those.
-    ///
-    /// # Errors
-    ///
-    /// [`EINVAL`] if `start..end` is empty, not within `vma` or not within one PMD, or if `vma`
-    /// is a hugetlb VMA or not a VMA of this mm.
-    pub fn with_pte_table_uffd_wp<R>(
-        &self,
-        vma: &VmaRef,
-        start: usize,
-        end: usize,
-        f: impl FnOnce(&mut PteTable<'_>) -> R,
-    ) -> Result<Option<R>> {
-        if start >= end || start < vma.start() || end > vma.end() {
-            return Err(EINVAL);
-        }
-        if end - (start & !(PMD_SIZE - 1)) > PMD_SIZE || vma.is_hugetlb() {
-            return Err(EINVAL);
-        }
-        if !core::ptr::eq(vma.mm().as_raw(), self.mm.as_raw()) {
-            return Err(EINVAL);
-        }
-        // SAFETY: `start` is within `vma`, a VMA of this mm (checked above).
-        let Some(pmd) = (unsafe { self.pmd_of(start) }) else {
-            return Ok(None);
-        };
-        let range = WalkRange {
-            vma,
-            start,
-            end,
-            uffd_wp: true,
-        };
-        self.invalidating(start, end, || {
-            // SAFETY: `pmd` is the PMD entry of `vma`'s page tables that covers `range`, which
-            // lies within one PMD; the mmap read lock is held (type invariants) for the whole
-            // call, which runs inside an mmu notifier invalidation of `range`.
-            let ptes = unsafe { PteTable::lock(range, pmd) };
-            Ok(ptes.map(|mut ptes| f(&mut ptes)))
-        })
-    }
-
     /// Returns the PMD entry of this mm that covers `addr` if the tables above it are populated
     /// (none of their entries is none, bad, not present or a huge page): what `walk_pud_range()`
     /// would hand to `walk_pmd_range()` for it, which retries where the PUD entry is not present.
@@ -401,12 +357,13 @@ impl MmapReadGuard<'_> {
     /// Walks `start..end` of `vma` with `walker` (C `walk_page_range_vma()`), without testing the
     /// VMA.
     ///
-    /// A range within one PMD of a VMA that is not hugetlb, as a small VMA is, is walked here: the
-    /// PMD entry is found by [`MmapReadGuard::pmd_of`] and handed to the walker as
-    /// `walk_pmd_range()` would, without the C walk's setup and descent through every level,
-    /// which were a quarter of the cost of walking a VMA of 16 pages. Any other range, one whose
-    /// upper tables are not all populated, or a walker without [`PageWalker::pmd_entry`], goes to
-    /// the C walk.
+    /// For a walker with [`PageWalker::pmd_entry`] in a VMA that is not hugetlb, the range is
+    /// walked here, one PUD at a time: the first PMD entry of each part is found by
+    /// [`MmapReadGuard::pmd_of`] and the entries are handed to the walker as `walk_pmd_range()`
+    /// would, without the C walk's setup, descent through every level and call through the ops
+    /// table (a quarter of the cost of walking a VMA of 16 pages, and a quarter of the scan of a
+    /// transparent huge page). A part whose upper tables are not all populated, a hugetlb VMA,
+    /// or a walker without [`PageWalker::pmd_entry`], goes to the C walk.
     ///
     /// # Safety
     ///
@@ -422,31 +379,58 @@ impl MmapReadGuard<'_> {
     ) -> WalkResult {
         // Without `pmd_entry` the C walk goes below the top level for nothing (not even for the
         // holes of none PMD entries), so it alone decides what a walker with `pte_hole` only sees.
-        if T::HAS_PMD_ENTRY
-            && !vma.is_hugetlb()
-            && start & !(PMD_SIZE - 1) == (end - 1) & !(PMD_SIZE - 1)
-        {
-            // SAFETY: `start` is within `vma`, a VMA of this mm (the function's safety
-            // requirements).
-            if let Some(pmd) = unsafe { self.pmd_of(start) } {
-                let range = WalkRange {
-                    vma,
-                    start,
-                    end,
-                    uffd_wp: UFFD_WP,
-                };
-                // SAFETY: `pmd` is the PMD entry of this mm that covers `range`, which lies
-                // within one PMD of `vma`; with `UFFD_WP`, the call runs inside an mmu notifier
-                // invalidation of a range that covers it (the function's safety requirements).
-                return unsafe { Self::walk_pmd(range, pmd, walker) };
-            }
+        if !T::HAS_PMD_ENTRY || vma.is_hugetlb() {
+            // SAFETY: As required by this function.
+            return unsafe { Self::walk_vma_in_c::<T, UFFD_WP>(vma, start, end, walker) };
         }
-        // SAFETY: `vma` is a VMA of this mm, whose mmap read lock is held (type invariants) for
-        // the whole call, as `PGWALK_RDLOCK` requires, and `start..end` lies within it (the
-        // function's safety requirements). The ops table is static and its callbacks expect
-        // `private` to be a `T`, which `walker` is; it outlives the call and is not otherwise used
-        // during it. With `UFFD_WP`, the walk runs inside an mmu notifier invalidation of
-        // `start..end`, as the callbacks then expect.
+        let mut addr = start;
+        loop {
+            let next = addr_end(addr, end, PUD_SIZE);
+            // SAFETY: `addr` is within `vma`, a VMA of this mm (the function's safety
+            // requirements).
+            let walked = match unsafe { self.pmd_of(addr) } {
+                Some(pmd) => {
+                    let range = WalkRange {
+                        vma,
+                        start: addr,
+                        end: next,
+                        uffd_wp: UFFD_WP,
+                    };
+                    // SAFETY: `pmd` is the PMD entry of this mm that covers `addr`, the start of
+                    // `range`, which lies within one PUD of `vma`; with `UFFD_WP`, the call runs
+                    // inside an mmu notifier invalidation of a range that covers it (the
+                    // function's safety requirements).
+                    unsafe { Self::walk_pmds(range, pmd, walker) }?
+                }
+                // SAFETY: `addr..next` is a non-empty part of `start..end` (the function's
+                // safety requirements).
+                None => unsafe { Self::walk_vma_in_c::<T, UFFD_WP>(vma, addr, next, walker) }?,
+            };
+            if walked.is_break() || next == end {
+                return Ok(walked);
+            }
+            addr = next;
+        }
+    }
+
+    /// Walks `start..end` of `vma` with the C walk, `walk_page_range_vma()`.
+    ///
+    /// # Safety
+    ///
+    /// As [`MmapReadGuard::walk_vma`].
+    #[inline]
+    unsafe fn walk_vma_in_c<T: PageWalker, const UFFD_WP: bool>(
+        vma: &VmaRef,
+        start: usize,
+        end: usize,
+        walker: &mut T,
+    ) -> WalkResult {
+        // SAFETY: `vma` is a VMA of the mm whose mmap read lock is held for the whole call, as
+        // `PGWALK_RDLOCK` requires, and `start..end` lies within it (the function's safety
+        // requirements). The ops table is static and its callbacks expect `private` to be a `T`,
+        // which `walker` is; it outlives the call and is not otherwise used during it. With
+        // `UFFD_WP`, the walk runs inside an mmu notifier invalidation of `start..end`, as the
+        // callbacks then expect.
         let ret = unsafe {
             bindings::walk_page_range_vma(
                 vma.as_ptr(),
@@ -457,6 +441,37 @@ impl MmapReadGuard<'_> {
             )
         };
         walk_result(ret)
+    }
+
+    /// Hands the PMD entries of `range`, the first of which is `pmd`, to `walker` one after the
+    /// other, as C `walk_pmd_range()` does ([`MmapReadGuard::walk_pmd`]), until one breaks.
+    ///
+    /// # Safety
+    ///
+    /// `pmd` is the PMD entry of the mm whose mmap read lock is held that covers the start of
+    /// `range`, which lies within one PUD of a VMA that is not hugetlb; `T` has
+    /// [`PageWalker::pmd_entry`]. If `range.uffd_wp`, the call runs inside an mmu notifier
+    /// invalidation of a range that covers `range`.
+    #[inline]
+    unsafe fn walk_pmds<T: PageWalker>(
+        mut range: WalkRange<'_>,
+        mut pmd: NonNull<bindings::pmd_t>,
+        walker: &mut T,
+    ) -> WalkResult {
+        let end = range.end;
+        loop {
+            range.end = addr_end(range.start, end, PMD_SIZE);
+            // SAFETY: `pmd` covers `range.start`, and `range` now lies within its PMD; the rest
+            // is as the function's safety requirements.
+            let walked = unsafe { Self::walk_pmd(range, pmd, walker) }?;
+            if walked.is_break() || range.end == end {
+                return Ok(walked);
+            }
+            range.start = range.end;
+            // SAFETY: The next PMD is in the same PUD (the function's safety requirements), so
+            // its entry follows `pmd` in the same table, as `walk_pmd_range()`'s `pmd++` assumes.
+            pmd = unsafe { pmd.add(1) };
+        }
     }
 
     /// Hands the PMD entry `pmd` that covers `range` to `walker`, as C `walk_pmd_range()` does
@@ -671,6 +686,19 @@ impl<T: PageWalker, const UFFD_WP: bool> WalkOps<T, UFFD_WP> {
         // that covers `start..end` of `vma`, holding the hugetlb VMA lock for reading.
         let mut entry = unsafe { HugetlbEntry::new(range, ptep, (!hmask).wrapping_add(1)) };
         to_c(walker.hugetlb_entry(&mut entry))
+    }
+}
+
+/// Returns the end of the part of `addr..end` that lies in the same `size`-aligned block as `addr`
+/// (C `pmd_addr_end()` and `pud_addr_end()`), also where the block is the last of the address
+/// space.
+#[inline]
+fn addr_end(addr: usize, end: usize, size: usize) -> usize {
+    let boundary = (addr & !(size - 1)).wrapping_add(size);
+    if boundary.wrapping_sub(1) < end - 1 {
+        boundary
+    } else {
+        end
     }
 }
 

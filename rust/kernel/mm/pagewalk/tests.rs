@@ -348,6 +348,54 @@ mod walk {
         Ok(())
     }
 
+    /// A walker that records each call: whether it was `pmd_entry` (else `pte_hole`), and the
+    /// range.
+    struct Calls(KVec<(bool, usize, usize)>);
+
+    #[vtable]
+    impl PageWalker for Calls {
+        fn pmd_entry(&mut self, entry: &mut PmdEntry<'_>) -> WalkResult {
+            self.0
+                .push((true, entry.start(), entry.end()), GFP_KERNEL)?;
+            Ok(Continue(()))
+        }
+
+        fn pte_hole(&mut self, hole: &mut Hole<'_>) -> WalkResult {
+            self.0.push((false, hole.start(), hole.end()), GFP_KERNEL)?;
+            Ok(Continue(()))
+        }
+    }
+
+    #[test]
+    fn walks_pmd_entries_in_order_across_a_pud_boundary() -> Result {
+        // Read-only, so that the PUD's worth of address space is not accounted; a read maps the
+        // zero page (or the huge zero page), which is enough for a PMD entry.
+        let map = vm_mmap(PUD_SIZE + 4 * PMD_SIZE, prot::READ)?;
+        let pud = (map + 2 * PMD_SIZE).next_multiple_of(PUD_SIZE);
+        read(pud - PAGE_SIZE)?;
+        read(pud)?;
+        let (start, end) = (pud - 2 * PMD_SIZE, pud + 2 * PMD_SIZE);
+
+        // Each PMD entry once, in address order: a none one, the two on both sides of the
+        // boundary, another none one.
+        let mut calls = Calls(KVec::new());
+        assert_eq!(walk(start, end, &mut calls)?, Continue(()));
+        let want = [
+            (false, start, pud - PMD_SIZE),
+            (true, pud - PMD_SIZE, pud),
+            (true, pud, pud + PMD_SIZE),
+            (false, pud + PMD_SIZE, end),
+        ];
+        assert_eq!(&calls.0[..], &want[..]);
+
+        // Part of a PMD on each side: the entries, cut to the range.
+        let mut calls = Calls(KVec::new());
+        let (start, end) = (pud - PAGE_SIZE, pud + PAGE_SIZE);
+        assert_eq!(walk(start, end, &mut calls)?, Continue(()));
+        assert_eq!(&calls.0[..], &[(true, start, pud), (true, pud, end)][..]);
+        Ok(())
+    }
+
     #[test]
     fn stops_early_and_propagates_errors() -> Result {
         let addr = vm_mmap(8 * PAGE_SIZE, prot::READ | prot::WRITE)?;
@@ -744,51 +792,34 @@ mod uffd_wp {
     }
 
     #[test]
-    fn protects_in_a_vma_or_a_table_without_a_walk() -> Result {
+    fn protects_within_a_vma_looked_up_once() -> Result {
         let addr = vm_mmap(8 * PAGE_SIZE, prot::READ | prot::WRITE)?;
         let end = addr + 8 * PAGE_SIZE;
         for page in [1, 2] {
             touch(addr + page * PAGE_SIZE)?;
         }
-        // Nothing mapped in a whole PMD: no PTE table.
-        let map = vm_mmap(2 * PMD_SIZE, prot::READ | prot::WRITE)?;
-        let empty = map.next_multiple_of(PMD_SIZE);
         register_uffd_wp(addr)?;
-        register_uffd_wp(empty)?;
         let current = crate::current!();
         let mm = current.mm().ok_or(ESRCH)?;
         let guard = mm.mmap_read_lock();
         let vma = guard.vma_lookup(addr).ok_or(EINVAL)?;
-        let other = guard.vma_lookup(empty).ok_or(EINVAL)?;
-        let protect_first =
-            |ptes: &mut PteTable<'_>| -> Result { ptes.uffd_wp().ok_or(EINVAL)?.protect(0) };
 
-        // An empty range, one outside the VMA, or across PMDs: refused.
-        let (vend, span) = (vma.end(), empty + PMD_SIZE + PAGE_SIZE);
-        assert!(guard.with_pte_table_uffd_wp(vma, addr, addr, protect_first) == Err(EINVAL));
-        assert!(guard.with_pte_table_uffd_wp(vma, vend, vend + PAGE_SIZE, |_| ()) == Err(EINVAL));
-        assert!(guard.with_pte_table_uffd_wp(other, empty, span, |_| ()) == Err(EINVAL));
-        // No table: `None`, and the closure is not called.
-        let none = guard.with_pte_table_uffd_wp(other, empty, empty + PAGE_SIZE, |_| ())?;
-        assert!(none.is_none());
-        // A table: page 1 is protected by the closure, and flushed before the unlock.
-        take_flush();
-        let page1 = addr + PAGE_SIZE;
-        let done = guard.with_pte_table_uffd_wp(vma, page1, page1 + PAGE_SIZE, protect_first)?;
-        assert!(done == Some(Ok(())));
-        assert_eq!(take_flush(), (page1, page1 + PAGE_SIZE));
-
-        // The walk within a VMA: refused outside it, page 2 protected inside.
+        // An empty range, or one outside the VMA: refused.
         let mut p = Protect::new(addr, &[2])?;
+        let vend = vma.end();
+        assert!(guard.walk_vma_range_uffd_wp(vma, addr, addr, &mut p) == Err(EINVAL));
         let outside = guard.walk_vma_range_uffd_wp(vma, vend, vend + PAGE_SIZE, &mut p);
         assert!(outside == Err(EINVAL));
+        // Page 2 is protected, and flushed before the unlock; page 1 is left as it was.
+        take_flush();
         assert_eq!(
             guard.walk_vma_range_uffd_wp(vma, addr, end, &mut p)?,
             Continue(())
         );
+        assert_eq!(take_flush(), (addr + 2 * PAGE_SIZE, addr + 3 * PAGE_SIZE));
         drop(guard);
         let ptes = ptes(addr, end)?;
-        assert!(uffd(ptes[1]) && uffd(ptes[2]) && !uffd(ptes[0]));
+        assert!(uffd(ptes[2]) && !uffd(ptes[1]) && !uffd(ptes[0]));
         Ok(())
     }
 }
