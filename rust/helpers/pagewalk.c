@@ -233,6 +233,16 @@ __rust_helper pmd_t *rust_helper_pmd_offset(pud_t *pud, unsigned long addr)
 	return pmd_offset(pud, addr);
 }
 
+__rust_helper unsigned long rust_helper_pgd_addr_end(unsigned long addr, unsigned long end)
+{
+	return pgd_addr_end(addr, end);
+}
+
+__rust_helper unsigned long rust_helper_p4d_addr_end(unsigned long addr, unsigned long end)
+{
+	return p4d_addr_end(addr, end);
+}
+
 __rust_helper pgd_t rust_helper_pgdp_get(pgd_t *pgdp)
 {
 	return pgdp_get(pgdp);

@@ -244,28 +244,33 @@ impl MmapReadGuard<'_> {
 
     /// Returns the PMD entry of this mm that covers `addr` if the tables above it are populated
     /// (none of their entries is none, bad, not present or a huge page): what `walk_pud_range()`
-    /// would hand to `walk_pmd_range()` for it, which retries where the PUD entry is not present.
+    /// would hand to `walk_pmd_range()` for it.
+    ///
+    /// Otherwise returns the end of the part of `addr..end` that the entry which is not a table
+    /// covers (`pgd_addr_end()`, `p4d_addr_end()` or `pud_addr_end()`): what the C walk, from
+    /// `addr`, would report as one hole, retry or split before it goes on.
     ///
     /// # Safety
     ///
-    /// `addr` is within a VMA of this mm.
+    /// `addr` is within a VMA of this mm, and `addr < end`.
     #[inline]
-    unsafe fn pmd_of(&self, addr: usize) -> Option<NonNull<bindings::pmd_t>> {
+    unsafe fn pmd_of(&self, addr: usize, end: usize) -> Result<NonNull<bindings::pmd_t>, usize> {
         // SAFETY: `addr` is in a VMA of this mm (the function's safety requirements), whose
         // mmap read lock is held (type invariants): the upper tables that cover a VMA are freed
-        // only once it is gone (`free_pgtables()`), so each entry read below, and the table it
-        // points at, stays valid for the call. An entry that is none, bad or a leaf ends the
-        // descent before it is followed; each is read once (`pXdp_get()`), as the C walker does.
+        // only once it is gone (`free_pgtables()`), and an entry of them that points at a table
+        // does not change under the read lock, so each table followed below stays valid for the
+        // call. An entry that is none, bad or a leaf ends the descent before it is followed. (The
+        // `pXd_offset()` helpers read the entry above again, as the C walk's do.)
         unsafe {
             let pgd = bindings::pgd_offset(self.mm.as_raw(), addr);
             let entry = bindings::pgdp_get(pgd);
             if bindings::pgd_none(entry) != 0 || bindings::pgd_bad(entry) != 0 {
-                return None;
+                return Err(bindings::pgd_addr_end(addr, end));
             }
             let p4d = bindings::p4d_offset(pgd, addr);
             let entry = bindings::p4dp_get(p4d);
             if bindings::p4d_none(entry) != 0 || bindings::p4d_bad(entry) != 0 {
-                return None;
+                return Err(bindings::p4d_addr_end(addr, end));
             }
             let pud = bindings::pud_offset(p4d, addr);
             let entry = bindings::pudp_get(pud);
@@ -274,9 +279,9 @@ impl MmapReadGuard<'_> {
                 || bindings::pud_leaf(entry)
                 || bindings::pud_bad(entry) != 0
             {
-                return None;
+                return Err(addr_end(addr, end, PUD_SIZE));
             }
-            NonNull::new(bindings::pmd_offset(pud, addr))
+            NonNull::new(bindings::pmd_offset(pud, addr)).ok_or(addr_end(addr, end, PUD_SIZE))
         }
     }
 
@@ -362,8 +367,9 @@ impl MmapReadGuard<'_> {
     /// [`MmapReadGuard::pmd_of`] and the entries are handed to the walker as `walk_pmd_range()`
     /// would, without the C walk's setup, descent through every level and call through the ops
     /// table (a quarter of the cost of walking a VMA of 16 pages, and a quarter of the scan of a
-    /// transparent huge page). A part whose upper tables are not all populated, a hugetlb VMA,
-    /// or a walker without [`PageWalker::pmd_entry`], goes to the C walk.
+    /// transparent huge page). The part an upper entry that is not a table covers (a PGD, P4D or
+    /// PUD entry), a hugetlb VMA, or a walker without [`PageWalker::pmd_entry`], goes to the C
+    /// walk.
     ///
     /// # Safety
     ///
@@ -385,11 +391,11 @@ impl MmapReadGuard<'_> {
         }
         let mut addr = start;
         loop {
-            let next = addr_end(addr, end, PUD_SIZE);
-            // SAFETY: `addr` is within `vma`, a VMA of this mm (the function's safety
-            // requirements).
-            let walked = match unsafe { self.pmd_of(addr) } {
-                Some(pmd) => {
+            // SAFETY: `addr` is within `vma`, a VMA of this mm, and before `end` (the function's
+            // safety requirements).
+            let (next, walked) = match unsafe { self.pmd_of(addr, end) } {
+                Ok(pmd) => {
+                    let next = addr_end(addr, end, PUD_SIZE);
                     let range = WalkRange {
                         vma,
                         start: addr,
@@ -400,11 +406,18 @@ impl MmapReadGuard<'_> {
                     // `range`, which lies within one PUD of `vma`; with `UFFD_WP`, the call runs
                     // inside an mmu notifier invalidation of a range that covers it (the
                     // function's safety requirements).
-                    unsafe { Self::walk_pmds(range, pmd, walker) }?
+                    (next, unsafe { Self::walk_pmds(range, pmd, walker) }?)
                 }
-                // SAFETY: `addr..next` is a non-empty part of `start..end` (the function's
-                // safety requirements).
-                None => unsafe { Self::walk_vma_in_c::<T, UFFD_WP>(vma, addr, next, walker) }?,
+                // The C walk of the part that the upper entry covers: from `addr`, as it is a
+                // boundary of that entry's part or the start, it reports the same hole as the C
+                // walk of the whole range would, or handles the huge or non-present PUD entry.
+                Err(next) => {
+                    // SAFETY: `addr..next` is a non-empty part of `start..end` (the function's
+                    // safety requirements).
+                    let walked =
+                        unsafe { Self::walk_vma_in_c::<T, UFFD_WP>(vma, addr, next, walker) };
+                    (next, walked?)
+                }
             };
             if walked.is_break() || next == end {
                 return Ok(walked);

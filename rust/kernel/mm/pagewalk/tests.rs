@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::{
-    kunit::{prot, vm_mmap},
+    kunit::{prot, vm_mmap, vm_mmap_at},
     mm::pgtable::{Pmd, Pte, PteKind},
     sync::atomic::{Atomic, Relaxed},
     uaccess::{UserPtr, UserSlice},
@@ -393,6 +393,40 @@ mod walk {
         let (start, end) = (pud - PAGE_SIZE, pud + PAGE_SIZE);
         assert_eq!(walk(start, end, &mut calls)?, Continue(()));
         assert_eq!(&calls.0[..], &[(true, start, pud), (true, pud, end)][..]);
+        Ok(())
+    }
+
+    #[test]
+    fn reports_upper_holes_as_c_does_next_to_pmd_entries() -> Result {
+        // Three PUDs' worth at 64 TiB, far below anything else the test maps, so that no page
+        // table covers it yet: the PGD entry (or with five levels, the P4D entry) is none.
+        let hint = 1 << 46;
+        let addr = vm_mmap_at(hint, 3 * PUD_SIZE, prot::READ)?;
+        assert_eq!(addr, hint);
+        let end = addr + 3 * PUD_SIZE;
+
+        // The C walk reports the upper entry's part as one hole, not one per PUD.
+        let mut calls = Calls(KVec::new());
+        assert_eq!(walk(addr, end, &mut calls)?, Continue(()));
+        assert_eq!(&calls.0[..], &[(false, addr, end)][..]);
+
+        // With a table in the first PMD: its PMD entries one by one, then a hole for each none
+        // PUD entry after them.
+        read(addr)?;
+        let mut calls = Calls(KVec::with_capacity(PUD_SIZE / PMD_SIZE + 2, GFP_KERNEL)?);
+        assert_eq!(walk(addr, end, &mut calls)?, Continue(()));
+        assert_eq!(calls.0.len(), PUD_SIZE / PMD_SIZE + 2);
+        assert_eq!(calls.0[0], (true, addr, addr + PMD_SIZE));
+        for (i, call) in calls.0[1..PUD_SIZE / PMD_SIZE].iter().enumerate() {
+            let pmd = addr + (i + 1) * PMD_SIZE;
+            assert_eq!(*call, (false, pmd, pmd + PMD_SIZE));
+        }
+        let upper = &calls.0[PUD_SIZE / PMD_SIZE..];
+        let want = [
+            (false, addr + PUD_SIZE, addr + 2 * PUD_SIZE),
+            (false, addr + 2 * PUD_SIZE, end),
+        ];
+        assert_eq!(upper, &want[..]);
         Ok(())
     }
 
