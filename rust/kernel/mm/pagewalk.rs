@@ -259,29 +259,34 @@ impl MmapReadGuard<'_> {
         // mmap read lock is held (type invariants): the upper tables that cover a VMA are freed
         // only once it is gone (`free_pgtables()`), and an entry of them that points at a table
         // does not change under the read lock, so each table followed below stays valid for the
-        // call. An entry that is none, bad or a leaf ends the descent before it is followed. (The
-        // `pXd_offset()` helpers read the entry above again, as the C walk's do.)
+        // call. An entry that is none, bad, not present or a leaf ends the descent before it is
+        // followed. (The `pXd_offset()` helpers read the entry above again, as the C walk's do.)
         unsafe {
+            // Each level's end within the one above it, as the C walk's loops nest (a folded
+            // level's `pXd_addr_end()` is the end it is given).
             let pgd = bindings::pgd_offset(self.mm.as_raw(), addr);
             let entry = bindings::pgdp_get(pgd);
+            let end = bindings::pgd_addr_end(addr, end);
             if bindings::pgd_none(entry) != 0 || bindings::pgd_bad(entry) != 0 {
-                return Err(bindings::pgd_addr_end(addr, end));
+                return Err(end);
             }
             let p4d = bindings::p4d_offset(pgd, addr);
             let entry = bindings::p4dp_get(p4d);
+            let end = bindings::p4d_addr_end(addr, end);
             if bindings::p4d_none(entry) != 0 || bindings::p4d_bad(entry) != 0 {
-                return Err(bindings::p4d_addr_end(addr, end));
+                return Err(end);
             }
             let pud = bindings::pud_offset(p4d, addr);
             let entry = bindings::pudp_get(pud);
+            let end = addr_end(addr, end, PUD_SIZE);
             if bindings::pud_none(entry) != 0
                 || bindings::pud_present(entry) == 0
                 || bindings::pud_leaf(entry)
                 || bindings::pud_bad(entry) != 0
             {
-                return Err(addr_end(addr, end, PUD_SIZE));
+                return Err(end);
             }
-            NonNull::new(bindings::pmd_offset(pud, addr)).ok_or(addr_end(addr, end, PUD_SIZE))
+            NonNull::new(bindings::pmd_offset(pud, addr)).ok_or(end)
         }
     }
 
@@ -366,7 +371,7 @@ impl MmapReadGuard<'_> {
     /// walked here, one PUD at a time: the first PMD entry of each part is found by
     /// [`MmapReadGuard::pmd_of`] and the entries are handed to the walker as `walk_pmd_range()`
     /// would, without the C walk's setup, descent through every level and call through the ops
-    /// table (a quarter of the cost of walking a VMA of 16 pages, and a quarter of the scan of a
+    /// table (a quarter of the cost of walking a VMA of 16 pages, and a third of the scan of a
     /// transparent huge page). The part an upper entry that is not a table covers (a PGD, P4D or
     /// PUD entry), a hugetlb VMA, or a walker without [`PageWalker::pmd_entry`], goes to the C
     /// walk.
@@ -584,7 +589,8 @@ struct WalkOps<T: PageWalker, const UFFD_WP: bool>(PhantomData<T>);
 
 impl<T: PageWalker, const UFFD_WP: bool> WalkOps<T, UFFD_WP> {
     const OPS: bindings::mm_walk_ops = bindings::mm_walk_ops {
-        // `walk_page_range_vma()`, which [`MmapReadGuard::walk`] calls for each VMA, does not
+        // `walk_page_range_vma()`, which [`MmapReadGuard::walk`] calls for a VMA or part of one,
+        // does not
         // test the VMA: the walk asks [`PageWalker::test_vma`] itself.
         pmd_entry: if T::HAS_PMD_ENTRY {
             Some(Self::pmd_entry)
@@ -703,8 +709,8 @@ impl<T: PageWalker, const UFFD_WP: bool> WalkOps<T, UFFD_WP> {
 }
 
 /// Returns the end of the part of `addr..end` that lies in the same `size`-aligned block as `addr`
-/// (C `pmd_addr_end()` and `pud_addr_end()`), also where the block is the last of the address
-/// space.
+/// (C `pmd_addr_end()` and `pud_addr_end()` where those levels are not folded), also where the
+/// block is the last of the address space.
 #[inline]
 fn addr_end(addr: usize, end: usize, size: usize) -> usize {
     let boundary = (addr & !(size - 1)).wrapping_add(size);
