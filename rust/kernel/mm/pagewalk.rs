@@ -589,9 +589,9 @@ struct WalkOps<T: PageWalker, const UFFD_WP: bool>(PhantomData<T>);
 
 impl<T: PageWalker, const UFFD_WP: bool> WalkOps<T, UFFD_WP> {
     const OPS: bindings::mm_walk_ops = bindings::mm_walk_ops {
-        // `walk_page_range_vma()`, which [`MmapReadGuard::walk`] calls for a VMA or part of one,
-        // does not
-        // test the VMA: the walk asks [`PageWalker::test_vma`] itself.
+        // `walk_page_range_vma()`, which the walk calls for what it does not walk itself
+        // ([`MmapReadGuard::walk_vma`]), does not test the VMA: the walk asks
+        // [`PageWalker::test_vma`] itself.
         pmd_entry: if T::HAS_PMD_ENTRY {
             Some(Self::pmd_entry)
         } else {
