@@ -391,8 +391,10 @@ impl MmapReadGuard<'_> {
         // Without `pmd_entry` the C walk goes below the top level for nothing (not even for the
         // holes of none PMD entries), so it alone decides what a walker with `pte_hole` only sees.
         if !T::HAS_PMD_ENTRY || vma.is_hugetlb() {
-            // SAFETY: As required by this function.
-            return unsafe { Self::walk_vma_in_c::<T, UFFD_WP>(vma, start, end, walker) };
+            // SAFETY: `start..end` is non-empty and lies within `vma`, a VMA of this mm; with
+            // `UFFD_WP`, the call runs inside an mmu notifier invalidation of a range that covers
+            // it (the function's safety requirements).
+            return unsafe { self.walk_vma_in_c::<T, UFFD_WP>(vma, start, end, walker) };
         }
         let mut addr = start;
         loop {
@@ -417,10 +419,11 @@ impl MmapReadGuard<'_> {
                 // boundary of that entry's part or the start, it reports the same hole as the C
                 // walk of the whole range would, or handles the huge or non-present PUD entry.
                 Err(next) => {
-                    // SAFETY: `addr..next` is a non-empty part of `start..end` (the function's
-                    // safety requirements).
+                    // SAFETY: `addr..next` is a non-empty part of `start..end`, which lies within
+                    // `vma`, a VMA of this mm, inside the invalidation with `UFFD_WP` (the
+                    // function's safety requirements).
                     let walked =
-                        unsafe { Self::walk_vma_in_c::<T, UFFD_WP>(vma, addr, next, walker) };
+                        unsafe { self.walk_vma_in_c::<T, UFFD_WP>(vma, addr, next, walker) };
                     (next, walked?)
                 }
             };
@@ -435,20 +438,22 @@ impl MmapReadGuard<'_> {
     ///
     /// # Safety
     ///
-    /// As [`MmapReadGuard::walk_vma`].
+    /// `start..end` is non-empty and lies within `vma`, a VMA of this mm. With `UFFD_WP`, the call
+    /// runs inside an mmu notifier invalidation of a range that covers `start..end`.
     #[inline]
     unsafe fn walk_vma_in_c<T: PageWalker, const UFFD_WP: bool>(
+        &self,
         vma: &VmaRef,
         start: usize,
         end: usize,
         walker: &mut T,
     ) -> WalkResult {
-        // SAFETY: `vma` is a VMA of the mm whose mmap read lock is held for the whole call, as
-        // `PGWALK_RDLOCK` requires, and `start..end` lies within it (the function's safety
-        // requirements). The ops table is static and its callbacks expect `private` to be a `T`,
-        // which `walker` is; it outlives the call and is not otherwise used during it. With
-        // `UFFD_WP`, the walk runs inside an mmu notifier invalidation of `start..end`, as the
-        // callbacks then expect.
+        // SAFETY: `vma` is a VMA of this mm, whose mmap read lock is held (type invariants) for
+        // the whole call, as `PGWALK_RDLOCK` requires, and `start..end` lies within it (the
+        // function's safety requirements). The ops table is static and its callbacks expect
+        // `private` to be a `T`, which `walker` is; it outlives the call and is not otherwise used
+        // during it. With `UFFD_WP`, the walk runs inside an mmu notifier invalidation of
+        // `start..end`, as the callbacks then expect.
         let ret = unsafe {
             bindings::walk_page_range_vma(
                 vma.as_ptr(),
