@@ -263,14 +263,27 @@ impl Output {
 
     /// Adds `start..end` with `categories`; returns `false` if it needs a new region and the
     /// buffer is full.
+    #[inline(always)]
     fn push(&mut self, categories: Categories, start: usize, end: usize) -> bool {
+        // Most pages extend the region before them: that much is inline, in every caller.
+        match &mut self.cur {
+            Some(cur) if cur.end == start && cur.categories == categories => {
+                cur.end = end;
+                true
+            }
+            _ => self.push_new(categories, start, end),
+        }
+    }
+
+    /// [`Output::push`] for `start..end` that does not extend the region being built.
+    #[inline(never)]
+    fn push_new(&mut self, categories: Categories, start: usize, end: usize) -> bool {
         let next = Region {
             start,
             end,
             categories,
         };
         match &mut self.cur {
-            Some(cur) if cur.end == start && cur.categories == categories => cur.end = end,
             Some(cur) => {
                 // `cur` moves to `buf` and `next` takes its place: both have to fit.
                 if self.buf.len() + 1 >= self.cap
@@ -509,11 +522,10 @@ struct PmdHuge<'t, 'a> {
 impl Entry for PmdHuge<'_, '_> {
     const HUGE: bool = true;
 
+    /// A huge entry, locked or not, is never none.
     #[inline]
     fn state(&self) -> State {
-        if self.pmd.is_none() {
-            State::None
-        } else if self.pmd.is_present() {
+        if self.pmd.is_present() {
             State::Present
         } else {
             State::Leaf
@@ -678,8 +690,8 @@ struct Scan {
     vma: VmaState,
     /// `None` if nothing is reported (`vec_len == 0`): the scan then only write-protects.
     out: Option<Output>,
-    /// Pages reported so far.
-    found: usize,
+    /// How many more pages may be reported: `max_pages` less those reported so far.
+    left: usize,
     /// Where the last walk stopped, if it stopped early.
     stopped_at: Option<usize>,
     /// The last walk stopped only to give the mmap lock up to a task waiting for it.
@@ -729,7 +741,7 @@ impl Scan {
             bare_ptes: !(args.mask | args.anyof | args.ret).contains_any(PfnZero | Guard | File),
             vma: VmaState::default(),
             out,
-            found: 0,
+            left: args.max_pages,
             stopped_at: None,
             gave_way: false,
             args,
@@ -759,32 +771,38 @@ impl Scan {
         let Some(out) = &mut self.out else {
             return Reported { end, full: false };
         };
-        let mut end = end;
-        let mut pages = (end - start) / PAGE_SIZE;
-        let mut full = false;
-        let room = self.args.max_pages - self.found;
-        if pages > room {
-            pages = room;
-            end = start + pages * PAGE_SIZE;
-            full = true;
+        let pages = (end - start) / PAGE_SIZE;
+        // The pages fit, and so does the region: all there is to it, most of the time.
+        if pages <= self.left && out.push(categories & self.args.ret, start, end) {
+            self.left -= pages;
+            return Reported { end, full: false };
         }
-        if pages > 0 && !out.push(categories & self.args.ret, start, end) {
+        self.report_cut(categories, start, end)
+    }
+
+    /// [`Scan::report`] where a limit is reached: reports the pages of `start..end` that fit.
+    #[inline(never)]
+    fn report_cut(&mut self, categories: Categories, start: usize, end: usize) -> Reported {
+        let Some(out) = &mut self.out else {
+            return Reported { end, full: false };
+        };
+        let pages = ((end - start) / PAGE_SIZE).min(self.left);
+        let mut end = start + pages * PAGE_SIZE;
+        // A failed push changed nothing: it fails again if the region does not fit.
+        if pages > 0 && out.push(categories & self.args.ret, start, end) {
+            self.left -= pages;
+        } else {
             end = start;
-            pages = 0;
-            full = true;
         }
-        self.found += pages;
-        if full {
-            self.stopped_at = Some(end);
-        }
-        Reported { end, full }
+        self.stopped_at = Some(end);
+        Reported { end, full: true }
     }
 
     /// Takes back the report of `start..end`, the last pages reported.
     fn back_out(&mut self, start: usize, end: usize) {
         if let Some(out) = &mut self.out {
             out.back_out(start);
-            self.found -= (end - start) / PAGE_SIZE;
+            self.left += (end - start) / PAGE_SIZE;
         }
     }
 
@@ -990,13 +1008,25 @@ impl PageWalker for Scan {
         Ok(VmaAction::Walk)
     }
 
-    #[inline]
+    /// Inline in the walk: what is left of it for a table of PTEs is out of line.
+    #[inline(always)]
     fn pmd_entry(&mut self, entry: &mut PmdEntry<'_>) -> WalkResult {
-        match self.scan_pmd(entry)? {
-            Some(walk) => Ok(self.give_way(walk, entry.vma().mm(), entry.end())),
-            // The walk looks at the entry again before it goes on: it cannot stop here.
-            None => Ok(Continue(())),
+        if !self.write_protects() && !self.vma.file {
+            // Reporting a huge entry needs nothing but its value, which the lock would not make
+            // any truer: the entry may change as soon as the lock is dropped, as it may after
+            // this read. Only looking up its page (`File`, not wanted here) or protecting it
+            // needs the lock.
+            if let Some(pmd) = entry.huge_lockless() {
+                if self
+                    .scan_huge_pmd_value(pmd, entry.start(), entry.end())
+                    .is_break()
+                {
+                    return Ok(Break(()));
+                }
+                return Ok(self.give_way(Continue(()), entry.vma().mm(), entry.end()));
+            }
         }
+        self.pmd_entry_locked(entry)
     }
 
     #[inline]
@@ -1008,7 +1038,8 @@ impl PageWalker for Scan {
         Ok(self.give_way(walk, vma.mm(), hole.end()))
     }
 
-    #[inline]
+    /// Inline in the walk, as `pmd_entry()` is.
+    #[inline(always)]
     fn hugetlb_entry(&mut self, entry: &mut HugetlbEntry<'_>) -> WalkResult {
         let walk = self.scan_hugetlb(entry)?;
         Ok(self.give_way(walk, entry.vma().mm(), entry.end()))
@@ -1016,25 +1047,32 @@ impl PageWalker for Scan {
 }
 
 impl Scan {
+    /// Scans the huge PMD entry `pmd` of `start..end` by its value alone.
+    #[inline(always)]
+    fn scan_huge_pmd_value(&mut self, pmd: Pmd, start: usize, end: usize) -> ControlFlow<()> {
+        let categories = self.vma.categories(&PmdHuge { pmd, huge: None });
+        if !self.args.matches(categories) {
+            return Continue(());
+        }
+        self.report(categories, start, end).walk()
+    }
+
+    /// [`PageWalker::pmd_entry`] for an entry that needs its lock: a table of PTEs, or a huge
+    /// page that is looked up or protected. Out of line, so that the walk's loop, in which the
+    /// rest of `pmd_entry` is inline, stays small for the lockless scan of huge entries.
+    #[inline(never)]
+    fn pmd_entry_locked(&mut self, entry: &mut PmdEntry<'_>) -> WalkResult {
+        match self.scan_pmd(entry)? {
+            Some(walk) => Ok(self.give_way(walk, entry.vma().mm(), entry.end())),
+            // The walk looks at the entry again before it goes on: it cannot stop here.
+            None => Ok(Continue(())),
+        }
+    }
+
     /// Scans the entries of a PMD entry: a huge page, or a table of PTEs. Returns `None` if the
     /// entry changed under the walk, which calls [`PageWalker::pmd_entry`] for it again.
     #[inline(always)]
     fn scan_pmd(&mut self, entry: &mut PmdEntry<'_>) -> Result<Option<ControlFlow<()>>> {
-        if !self.write_protects() && !self.vma.file {
-            // Reporting a huge entry needs nothing but its value, which the lock would not make
-            // any truer: the entry may change as soon as the lock is dropped, as it may after
-            // this read. Only looking up its page (`File`, not wanted here) or protecting it
-            // needs the lock.
-            if let Some(pmd) = entry.huge_lockless() {
-                let categories = self.vma.categories(&PmdHuge { pmd, huge: None });
-                if !self.args.matches(categories) {
-                    return Ok(Some(Continue(())));
-                }
-                return Ok(Some(
-                    self.report(categories, entry.start(), entry.end()).walk(),
-                ));
-            }
-        }
         loop {
             match entry.lock() {
                 PmdLock::Huge(huge) => {
@@ -1097,10 +1135,11 @@ impl Scan {
             // the part reported stays unprotected, written, and is reported again by every scan
             // that covers it.
             let pages = (reported.end - start) / PAGE_SIZE;
-            if reported.full && self.found > pages {
+            if reported.full && self.args.max_pages - self.left > pages {
                 self.back_out(start, reported.end);
                 self.stopped_at = Some(start);
-                self.args.max_pages = self.found;
+                // The limit is reached as it was where the page starts.
+                self.left = 0;
             }
             return Ok(reported.walk());
         }
@@ -1154,7 +1193,7 @@ fn pagemap_scan(mm: &Mm, uarg: usize) -> Result<usize> {
             }
         };
         let room = scan.out.as_ref().map_or(0, |out| out.room);
-        if !stopped || (!gave_way && (room == 0 || scan.found == scan.args.max_pages)) {
+        if !stopped || (!gave_way && (room == 0 || scan.left == 0)) {
             break;
         }
         walk_start = scan.stopped_at.unwrap_or(end);

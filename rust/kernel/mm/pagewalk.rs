@@ -32,7 +32,7 @@ use crate::{
     bindings,
     error::{code::EINVAL, Error, Result, VTABLE_DEFAULT_ERROR},
     ffi::{c_int, c_ulong, c_void},
-    mm::{pgtable::Pmd, virt::VmaRef, MmapReadGuard},
+    mm::{virt::VmaRef, MmapReadGuard},
     page::PAGE_SIZE,
     prelude::*,
 };
@@ -52,6 +52,8 @@ pub use self::{
     pmd::{HugePmd, PmdEntry, PmdLock},
     pte::PteTable,
 };
+#[cfg(all(CONFIG_HUGETLB_PAGE, CONFIG_ARCH_WANT_GENERAL_HUGETLB))]
+use hugetlb::HugetlbVmaReadLock;
 
 /// The size of the address range a PMD entry maps.
 ///
@@ -388,9 +390,23 @@ impl MmapReadGuard<'_> {
         end: usize,
         walker: &mut T,
     ) -> WalkResult {
+        if vma.is_hugetlb() {
+            #[cfg(all(CONFIG_HUGETLB_PAGE, CONFIG_ARCH_WANT_GENERAL_HUGETLB))]
+            if T::HAS_HUGETLB_ENTRY {
+                // SAFETY: `vma` is a hugetlb VMA, backed by a hugetlbfs file with an hstate.
+                let size = unsafe { bindings::huge_page_size(bindings::hstate_vma(vma.as_ptr())) };
+                if size == PMD_SIZE {
+                    // SAFETY: As this function's, for a hugetlb VMA of PMD-sized pages on an
+                    // architecture with the generic hugetlb page tables.
+                    return unsafe { self.walk_hugetlb_vma::<T, UFFD_WP>(vma, start, end, walker) };
+                }
+            }
+            // SAFETY: As below.
+            return unsafe { self.walk_vma_in_c::<T, UFFD_WP>(vma, start, end, walker) };
+        }
         // Without `pmd_entry` the C walk goes below the top level for nothing (not even for the
         // holes of none PMD entries), so it alone decides what a walker with `pte_hole` only sees.
-        if !T::HAS_PMD_ENTRY || vma.is_hugetlb() {
+        if !T::HAS_PMD_ENTRY {
             // SAFETY: `start..end` is non-empty and lies within `vma`, a VMA of this mm; with
             // `UFFD_WP`, the call runs inside an mmu notifier invalidation of a range that covers
             // it (the function's safety requirements).
@@ -431,6 +447,111 @@ impl MmapReadGuard<'_> {
                 return Ok(walked);
             }
             addr = next;
+        }
+    }
+
+    /// Walks `start..end` of `vma`, a hugetlb VMA of PMD-sized pages, as C `walk_hugetlb_range()`
+    /// does: each huge page is handed to [`PageWalker::hugetlb_entry`], none or not. The walk
+    /// goes one PUD at a time, under the hugetlb VMA lock, and steps from one PMD entry to the
+    /// next instead of looking each one up from the top (`hugetlb_walk()`). The part that an
+    /// upper entry which is not a table covers goes to the C walk, which reports its huge pages
+    /// as holes.
+    ///
+    /// # Safety
+    ///
+    /// `start..end` is non-empty and lies within `vma`, a hugetlb VMA of this mm whose huge pages
+    /// are PMD-sized, in an architecture whose hugetlb entries are the entries of the page table
+    /// level of their size (`CONFIG_ARCH_WANT_GENERAL_HUGETLB`). With `UFFD_WP`, the call runs
+    /// inside an mmu notifier invalidation of a range that covers `start..end`.
+    #[cfg(all(CONFIG_HUGETLB_PAGE, CONFIG_ARCH_WANT_GENERAL_HUGETLB))]
+    unsafe fn walk_hugetlb_vma<T: PageWalker, const UFFD_WP: bool>(
+        &self,
+        vma: &VmaRef,
+        start: usize,
+        end: usize,
+        walker: &mut T,
+    ) -> WalkResult {
+        let mut addr = start;
+        loop {
+            // The tables are looked up under the lock, as `walk_hugetlb_range()` does: a shared
+            // PMD table could otherwise be unshared and freed under the walk.
+            // SAFETY: `vma` is a hugetlb VMA of this mm, whose mmap read lock is held for the
+            // life of the guard (type invariants).
+            let lock = unsafe { HugetlbVmaReadLock::new(vma) };
+            // SAFETY: `addr` is within `vma`, a VMA of this mm, and before `end` (the function's
+            // safety requirements).
+            let (next, walked) = match unsafe { self.pmd_of(addr, end) } {
+                Ok(pmd) => {
+                    let next = addr_end(addr, end, PUD_SIZE);
+                    let range = WalkRange {
+                        vma,
+                        start: addr,
+                        end: next,
+                        uffd_wp: UFFD_WP,
+                    };
+                    // SAFETY: `pmd` is the PMD entry of this mm that covers `addr`, the start of
+                    // `range`, which lies within one PUD of `vma`, a hugetlb VMA of PMD-sized
+                    // pages; with `UFFD_WP`, the call runs inside an mmu notifier invalidation of
+                    // a range that covers it (the function's safety requirements).
+                    let walked = unsafe { Self::walk_hugetlb_pmds(range, pmd, &lock, walker) };
+                    (next, walked?)
+                }
+                Err(next) => {
+                    // The C walk takes the lock itself.
+                    drop(lock);
+                    // SAFETY: `addr..next` is a non-empty part of `start..end`, which lies within
+                    // `vma`, a VMA of this mm, inside the invalidation with `UFFD_WP` (the
+                    // function's safety requirements).
+                    let walked =
+                        unsafe { self.walk_vma_in_c::<T, UFFD_WP>(vma, addr, next, walker) };
+                    (next, walked?)
+                }
+            };
+            if walked.is_break() || next == end {
+                return Ok(walked);
+            }
+            addr = next;
+        }
+    }
+
+    /// Hands the hugetlb entries of `range`, the first of which is `pmd`, to `walker` one after
+    /// the other, as C `walk_hugetlb_range()` does, until one breaks.
+    ///
+    /// # Safety
+    ///
+    /// `pmd` is the PMD entry of the mm whose mmap read lock is held that covers the start of
+    /// `range`, which lies within one PUD of the VMA of `lock`, a hugetlb VMA of PMD-sized pages
+    /// as [`MmapReadGuard::walk_hugetlb_vma`] requires. If `range.uffd_wp`, the call runs inside
+    /// an mmu notifier invalidation of a range that covers `range`.
+    #[cfg(all(CONFIG_HUGETLB_PAGE, CONFIG_ARCH_WANT_GENERAL_HUGETLB))]
+    #[inline]
+    unsafe fn walk_hugetlb_pmds<T: PageWalker>(
+        range: WalkRange<'_>,
+        pmd: NonNull<bindings::pmd_t>,
+        _lock: &HugetlbVmaReadLock<'_>,
+        walker: &mut T,
+    ) -> WalkResult {
+        let end = range.end;
+        let first = WalkRange {
+            end: addr_end(range.start, end, PMD_SIZE),
+            ..range
+        };
+        // SAFETY: The PMD entry that covers `first` is the entry of its huge page (a PMD-sized
+        // page of a hugetlb VMA where those are the entries of their level), and `_lock`, the
+        // hugetlb VMA lock held for reading, outlives `entry` (the function's safety
+        // requirements).
+        let mut entry = unsafe { HugetlbEntry::new(first, pmd.cast(), PMD_SIZE) };
+        loop {
+            let walked = walker.hugetlb_entry(&mut entry)?;
+            if walked.is_break() || entry.end() == end {
+                return Ok(walked);
+            }
+            // Past the first, each entry starts at the start of its huge page.
+            let next = end.min(entry.end() + PMD_SIZE);
+            // SAFETY: The huge pages are PMD-sized, mapped by the entries of one PMD table, and
+            // `entry.end()..next` is non-empty and lies within the next one, in the same PUD and
+            // VMA as `range` (the function's safety requirements).
+            unsafe { entry.move_on(next) };
         }
     }
 
@@ -477,62 +598,56 @@ impl MmapReadGuard<'_> {
     /// invalidation of a range that covers `range`.
     #[inline]
     unsafe fn walk_pmds<T: PageWalker>(
-        mut range: WalkRange<'_>,
-        mut pmd: NonNull<bindings::pmd_t>,
-        walker: &mut T,
-    ) -> WalkResult {
-        let end = range.end;
-        loop {
-            range.end = addr_end(range.start, end, PMD_SIZE);
-            // SAFETY: `pmd` covers `range.start`, and `range` now lies within its PMD; the rest
-            // is as the function's safety requirements.
-            let walked = unsafe { Self::walk_pmd(range, pmd, walker) }?;
-            if walked.is_break() || range.end == end {
-                return Ok(walked);
-            }
-            range.start = range.end;
-            // SAFETY: The next PMD is in the same PUD (the function's safety requirements), so
-            // its entry follows `pmd` in the same table, as `walk_pmd_range()`'s `pmd++` assumes.
-            pmd = unsafe { pmd.add(1) };
-        }
-    }
-
-    /// Hands the PMD entry `pmd` that covers `range` to `walker`, as C `walk_pmd_range()` does
-    /// for one entry: a none entry as a hole, any other to [`PageWalker::pmd_entry`], again for
-    /// as long as that asks for it ([`PmdLock::Retry`]).
-    ///
-    /// # Safety
-    ///
-    /// `pmd` is the PMD entry of the mm whose mmap read lock is held that covers `range`, which
-    /// lies within one PMD of a VMA that is not hugetlb; `T` has [`PageWalker::pmd_entry`]. If
-    /// `range.uffd_wp`, the call runs inside an mmu notifier invalidation of a range that covers
-    /// `range`.
-    #[inline]
-    unsafe fn walk_pmd<T: PageWalker>(
         range: WalkRange<'_>,
         pmd: NonNull<bindings::pmd_t>,
         walker: &mut T,
     ) -> WalkResult {
+        let end = range.end;
+        let first = WalkRange {
+            end: addr_end(range.start, end, PMD_SIZE),
+            ..range
+        };
+        let mut action = bindings::page_walk_action_ACTION_SUBTREE;
+        // One `PmdEntry` is lent for each entry in turn: from one to the next, only its range
+        // and entry change.
+        // SAFETY: `pmd` is the PMD entry that covers `first`, within one PMD of the VMA, with
+        // the mmap read lock held; with `uffd_wp`, inside the invalidation (the function's safety
+        // requirements). `action` lives in this frame, which outlives `entry`.
+        let mut entry = unsafe { PmdEntry::new(first, pmd, NonNull::from(&mut action)) };
         loop {
-            // SAFETY: The PMD table that holds `pmd` stays valid while the mmap read lock is
-            // held (the function's safety requirements and `MmapReadGuard::pmd_of`).
-            let entry = Pmd::from_raw(unsafe { bindings::pmdp_get(pmd.as_ptr()) });
+            let walked = Self::walk_pmd(&mut entry, walker)?;
+            if walked.is_break() || entry.end() == end {
+                return Ok(walked);
+            }
+            // Past the first, each entry starts at the start of its PMD.
+            let next = end.min(entry.end() + PMD_SIZE);
+            // SAFETY: `entry.end()..next` is non-empty and lies within the next PMD, which is
+            // in the same PUD and VMA as `range` (the function's safety requirements).
+            unsafe { entry.move_on(next) };
+        }
+    }
+
+    /// Hands `entry` to `walker`, as C `walk_pmd_range()` does for one entry: a none entry as
+    /// a hole, any other to [`PageWalker::pmd_entry`], again for as long as that asks for it
+    /// ([`PmdLock::Retry`]).
+    ///
+    /// Only for a VMA that is not hugetlb, and a `T` that has [`PageWalker::pmd_entry`].
+    #[inline]
+    fn walk_pmd<T: PageWalker>(entry: &mut PmdEntry<'_>, walker: &mut T) -> WalkResult {
+        loop {
             if entry.is_none() {
                 if !T::HAS_PTE_HOLE {
                     return Ok(ControlFlow::Continue(()));
                 }
-                // INVARIANT (of `Hole`): `range` is part of the walked range, within its VMA,
-                // with the mmap read lock held; with `uffd_wp` inside an invalidation of it.
-                let mut hole = Hole::new(Some(range.vma), range.start, range.end, range.uffd_wp);
+                // INVARIANT (of `Hole`): `entry`'s range is part of the walked range, within its
+                // VMA, with the mmap read lock held; with `uffd_wp` inside an invalidation of it
+                // (as `walk_pmds()` made and moved `entry`, and its type invariants).
+                let mut hole =
+                    Hole::new(Some(entry.vma()), entry.start(), entry.end(), entry.uffd_wp);
                 return walker.pte_hole(&mut hole);
             }
-            let mut action = bindings::page_walk_action_ACTION_SUBTREE;
-            // SAFETY: `pmd` is a non-none PMD entry of the VMA's page tables that covers
-            // `range`, with the mmap read lock held (the function's safety requirements);
-            // `action` lives in this frame and is read only after `pmd_entry` returns.
-            let mut entry = unsafe { PmdEntry::new(range, pmd, NonNull::from(&mut action)) };
-            let walked = walker.pmd_entry(&mut entry)?;
-            if walked.is_break() || action != bindings::page_walk_action_ACTION_AGAIN {
+            let walked = walker.pmd_entry(entry)?;
+            if walked.is_break() || entry.take_action() != bindings::page_walk_action_ACTION_AGAIN {
                 return Ok(walked);
             }
         }
@@ -662,7 +777,7 @@ impl<T: PageWalker, const UFFD_WP: bool> WalkOps<T, UFFD_WP> {
             unsafe { NonNull::new_unchecked(core::ptr::addr_of_mut!((*walk.as_ptr()).action)) };
         // SAFETY: `walk_pmd_range()` calls `pmd_entry` for a valid PMD entry of `vma`, which
         // covers `start..end`, with the mmap read lock held; `walk` is the running walk, which
-        // reads its `action` once `pmd_entry` returns.
+        // outlives `entry` and reads its `action` once `pmd_entry` returns.
         let mut entry = unsafe { PmdEntry::new(range, pmd, action) };
         to_c(walker.pmd_entry(&mut entry))
     }

@@ -3,6 +3,8 @@
 //! Hugetlb entries: one entry per huge page of a hugetlb VMA, whatever its size.
 
 use super::{deref_to_range, HugetlbConfig, WalkRange};
+#[cfg(all(CONFIG_HUGETLB_PAGE, CONFIG_ARCH_WANT_GENERAL_HUGETLB))]
+use crate::mm::virt::VmaRef;
 use crate::{bindings, mm::pgtable::Pte, types::NotThreadSafe};
 use core::{marker::PhantomData, ptr::NonNull};
 
@@ -11,8 +13,9 @@ use core::{marker::PhantomData, ptr::NonNull};
 /// # Invariants
 ///
 /// `ptep` is the entry of the hugetlb page of `size` bytes covering `range` of `range.vma`, and
-/// the hugetlb VMA lock is held for reading, so that the entry is not freed. If `range.uffd_wp`,
-/// the walk runs inside an mmu notifier invalidation of a range that covers `range`.
+/// the hugetlb VMA lock is held for reading while the `HugetlbEntry` exists, so that the entry is
+/// not freed. If `range.uffd_wp`, the walk runs inside an mmu notifier invalidation of a range
+/// that covers `range`.
 ///
 /// [`PageWalker::hugetlb_entry`]: super::PageWalker::hugetlb_entry
 #[cfg_attr(not(CONFIG_HUGETLB_PAGE), expect(dead_code))]
@@ -35,12 +38,16 @@ impl HugetlbEntry<'_> {
 
 #[cfg(CONFIG_HUGETLB_PAGE)]
 impl<'a> HugetlbEntry<'a> {
-    /// Creates the entry a walk callback was called with.
+    /// Creates the entry that the C walk's callback, or the Rust walk, hands to
+    /// [`PageWalker::hugetlb_entry`].
     ///
     /// # Safety
     ///
-    /// `ptep` and `size` are what the C walker passed to `hugetlb_entry` for `range` (`size` from
-    /// its `hmask`), which satisfy the type invariants for `'a`.
+    /// `ptep` and `size` satisfy the type invariants for `range` and `'a`: `ptep` is the entry of
+    /// the hugetlb page of `size` bytes that covers `range`, and the hugetlb VMA lock is held for
+    /// reading while the returned `HugetlbEntry` exists.
+    ///
+    /// [`PageWalker::hugetlb_entry`]: super::PageWalker::hugetlb_entry
     #[inline]
     pub(super) unsafe fn new(
         range: WalkRange<'a>,
@@ -54,6 +61,25 @@ impl<'a> HugetlbEntry<'a> {
             size,
             _hugetlb: (),
         }
+    }
+
+    /// Moves the entry on to the next entry of its page table, which covers `self.end()..end`:
+    /// the Rust walk lends one `HugetlbEntry` for the entries of a table in turn.
+    ///
+    /// # Safety
+    ///
+    /// The huge pages are mapped by the entries of one table (PMD-sized pages, mapped by PMD
+    /// entries), and `self.end()..end` is non-empty and lies within the huge page that follows
+    /// the one of `self`, in the same table and the same VMA.
+    #[cfg(CONFIG_ARCH_WANT_GENERAL_HUGETLB)]
+    #[inline]
+    pub(super) unsafe fn move_on(&mut self, end: usize) {
+        self.range.start = self.range.end;
+        self.range.end = end;
+        // INVARIANT: The entry after `ptep` in its table is the one of the next huge page,
+        // which covers the new range (the function's safety requirements).
+        // SAFETY: The next huge page's entry follows `ptep` in the same table.
+        self.ptep = unsafe { self.ptep.add(1) };
     }
 
     /// Reads the entry (without its page-table lock: it may change right after).
@@ -243,5 +269,45 @@ impl Drop for HugetlbLock<'_> {
             bindings::spin_unlock(self.ptl);
             bindings::i_mmap_unlock_write(self.mapping);
         }
+    }
+}
+
+/// The hugetlb VMA lock of a VMA, held for reading (C `hugetlb_vma_lock_read()`): the page tables
+/// of the VMA's huge pages are not unshared, and so not freed, while it is held.
+///
+/// # Invariants
+///
+/// This guard holds the hugetlb VMA lock of `vma`, a hugetlb VMA, for reading.
+#[cfg(all(CONFIG_HUGETLB_PAGE, CONFIG_ARCH_WANT_GENERAL_HUGETLB))]
+pub(super) struct HugetlbVmaReadLock<'a> {
+    vma: &'a VmaRef,
+    _nts: NotThreadSafe,
+}
+
+#[cfg(all(CONFIG_HUGETLB_PAGE, CONFIG_ARCH_WANT_GENERAL_HUGETLB))]
+impl<'a> HugetlbVmaReadLock<'a> {
+    /// Takes the hugetlb VMA lock of `vma` for reading.
+    ///
+    /// # Safety
+    ///
+    /// `vma` is a hugetlb VMA, and the mmap lock of its mm is held for the life of the guard.
+    #[inline]
+    pub(super) unsafe fn new(vma: &'a VmaRef) -> Self {
+        // SAFETY: `vma` is a live hugetlb VMA (the function's safety requirements).
+        unsafe { bindings::hugetlb_vma_lock_read(vma.as_ptr()) };
+        // INVARIANT: The lock was just taken.
+        Self {
+            vma,
+            _nts: NotThreadSafe,
+        }
+    }
+}
+
+#[cfg(all(CONFIG_HUGETLB_PAGE, CONFIG_ARCH_WANT_GENERAL_HUGETLB))]
+impl Drop for HugetlbVmaReadLock<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: The guard holds the lock (type invariants); it is released once.
+        unsafe { bindings::hugetlb_vma_unlock_read(self.vma.as_ptr()) };
     }
 }

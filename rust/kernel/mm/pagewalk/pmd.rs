@@ -9,13 +9,14 @@ use core::ptr::NonNull;
 /// A page middle directory entry met by a walk, handed to [`PageWalker::pmd_entry`].
 ///
 /// It covers `start()..end()` (at most one PMD's worth of address space) of `vma()`, through
-/// its [`WalkRange`].
+/// its [`WalkRange`]. A walk lends it only for an entry that it found not none.
 ///
 /// # Invariants
 ///
-/// `pmd` points at a non-none PMD entry of `range.vma`'s page tables that covers `range`; `action`
-/// is what the running walk does with the entry once [`PageWalker::pmd_entry`] returns (the
-/// `action` of its `struct mm_walk`, or the Rust walk's own). The mmap read lock is held, so the
+/// `pmd` points at the PMD entry of `range.vma`'s page tables that covers `range`; `action`, valid
+/// for reads and writes while the `PmdEntry` exists, is what the running walk does with the entry
+/// once [`PageWalker::pmd_entry`] returns (the `action` of its `struct mm_walk`, or the Rust
+/// walk's own). The mmap read lock is held, so the
 /// PTE table a non-huge entry points at is not freed while it is mapped by
 /// `pte_offset_map_lock()`. If `range.uffd_wp`, the walk runs inside an mmu notifier
 /// invalidation of a range that covers `range` for a protection change. `action` may not live
@@ -36,11 +37,9 @@ impl<'a> PmdEntry<'a> {
     ///
     /// # Safety
     ///
-    /// `pmd` and `action` satisfy the type invariants for `range` and `'a`: `pmd` is what the
-    /// walk passes to `pmd_entry` for `range`, and `action` is valid for writes until the walk
-    /// reads it, after [`PageWalker::pmd_entry`] returns.
-    ///
-    /// [`PageWalker::pmd_entry`]: super::PageWalker::pmd_entry
+    /// `pmd` and `action` satisfy the type invariants for `range` and `'a`: `pmd` is the PMD
+    /// entry that covers `range`, and `action` is valid for reads and writes while the returned
+    /// `PmdEntry` exists.
     #[inline]
     pub(super) unsafe fn new(
         range: WalkRange<'a>,
@@ -49,6 +48,46 @@ impl<'a> PmdEntry<'a> {
     ) -> Self {
         // INVARIANT: What the caller guarantees.
         Self { range, pmd, action }
+    }
+
+    /// Moves the entry on to the next entry of its PMD table, which covers `self.end()..end`:
+    /// the Rust walk lends one `PmdEntry` for the entries of a table in turn.
+    ///
+    /// # Safety
+    ///
+    /// `self.end()..end` is non-empty and lies within the PMD that follows the one of `self`, in
+    /// the same PUD and the same VMA.
+    #[inline]
+    pub(super) unsafe fn move_on(&mut self, end: usize) {
+        self.range.start = self.range.end;
+        self.range.end = end;
+        // INVARIANT: The entry after `pmd` in its table is the one of the next PMD, which covers
+        // the new range (the function's safety requirements).
+        // SAFETY: The next PMD is in the same PUD, so its entry follows `pmd` in the same table,
+        // as `walk_pmd_range()`'s `pmd++` assumes.
+        self.pmd = unsafe { self.pmd.add(1) };
+    }
+
+    /// Returns whether the entry is none (C `pmd_none(pmdp_get(pmd))`).
+    #[inline]
+    pub(super) fn is_none(&self) -> bool {
+        // SAFETY: By the type invariants, `pmd` is a PMD entry of the VMA's page tables, which
+        // are not freed while the mmap lock is held.
+        Pmd::from_raw(unsafe { bindings::pmdp_get(self.pmd.as_ptr()) }).is_none()
+    }
+
+    /// Returns what the walk is to do with the entry once [`PageWalker::pmd_entry`] returned
+    /// (see [`PmdEntry::set_action`]), and makes it go on by default after the next call.
+    ///
+    /// [`PageWalker::pmd_entry`]: super::PageWalker::pmd_entry
+    #[inline]
+    pub(super) fn take_action(&mut self) -> bindings::page_walk_action {
+        // SAFETY: `action` is valid for reads and writes while `self` exists (type invariants).
+        unsafe {
+            self.action
+                .as_ptr()
+                .replace(bindings::page_walk_action_ACTION_SUBTREE)
+        }
     }
 
     /// Reads the entry without its lock (C `pmdp_get_lockless()`) and returns it if it is huge:
@@ -120,8 +159,7 @@ impl<'a> PmdEntry<'a> {
     /// [`PageWalker::pmd_entry`]: super::PageWalker::pmd_entry
     #[inline]
     fn set_action(&mut self, action: bindings::page_walk_action) {
-        // SAFETY: `action` is valid for writes until the walk reads it, after `pmd_entry` returns
-        // (type invariants).
+        // SAFETY: `action` is valid for reads and writes while `self` exists (type invariants).
         unsafe { self.action.as_ptr().write(action) };
     }
 }
