@@ -278,6 +278,16 @@ __rust_helper int rust_helper_p4d_bad(p4d_t p4d)
 	return p4d_bad(p4d);
 }
 
+__rust_helper int rust_helper_pgd_present(pgd_t pgd)
+{
+	return pgd_present(pgd);
+}
+
+__rust_helper int rust_helper_p4d_present(p4d_t p4d)
+{
+	return p4d_present(p4d);
+}
+
 __rust_helper int rust_helper_pud_none(pud_t pud)
 {
 	return pud_none(pud);

@@ -254,28 +254,38 @@ impl MmapReadGuard<'_> {
     ///
     /// # Safety
     ///
-    /// `addr` is within a VMA of this mm, and `addr < end`.
+    /// `addr` is within a VMA of this mm, and `addr < end`. If that VMA is a hugetlb VMA, its
+    /// hugetlb VMA lock is held for reading for as long as the returned entry is used.
     #[inline]
     unsafe fn pmd_of(&self, addr: usize, end: usize) -> Result<NonNull<bindings::pmd_t>, usize> {
         // SAFETY: `addr` is in a VMA of this mm (the function's safety requirements), whose
         // mmap read lock is held (type invariants): the upper tables that cover a VMA are freed
         // only once it is gone (`free_pgtables()`), and an entry of them that points at a table
-        // does not change under the read lock, so each table followed below stays valid for the
-        // call. An entry that is none, bad, not present or a leaf ends the descent before it is
-        // followed. (The `pXd_offset()` helpers read the entry above again, as the C walk's do.)
+        // does not change under the read lock, but for the PUD entry of a shared hugetlb PMD
+        // table, which is unshared only under the hugetlb VMA lock (held for a hugetlb VMA, the
+        // function's safety requirements); so each table followed below stays valid while it
+        // is used. An entry that is none, bad, not present or a leaf ends the descent before it
+        // is followed. (The `pXd_offset()` helpers read the entry above again, as the C walk's
+        // do.)
         unsafe {
             // Each level's end within the one above it, as the C walk's loops nest (a folded
             // level's `pXd_addr_end()` is the end it is given).
             let pgd = bindings::pgd_offset(self.mm.as_raw(), addr);
             let entry = bindings::pgdp_get(pgd);
             let end = bindings::pgd_addr_end(addr, end);
-            if bindings::pgd_none(entry) != 0 || bindings::pgd_bad(entry) != 0 {
+            if bindings::pgd_none(entry) != 0
+                || bindings::pgd_present(entry) == 0
+                || bindings::pgd_bad(entry) != 0
+            {
                 return Err(end);
             }
             let p4d = bindings::p4d_offset(pgd, addr);
             let entry = bindings::p4dp_get(p4d);
             let end = bindings::p4d_addr_end(addr, end);
-            if bindings::p4d_none(entry) != 0 || bindings::p4d_bad(entry) != 0 {
+            if bindings::p4d_none(entry) != 0
+                || bindings::p4d_present(entry) == 0
+                || bindings::p4d_bad(entry) != 0
+            {
                 return Err(end);
             }
             let pud = bindings::pud_offset(p4d, addr);
@@ -414,8 +424,8 @@ impl MmapReadGuard<'_> {
         }
         let mut addr = start;
         loop {
-            // SAFETY: `addr` is within `vma`, a VMA of this mm, and before `end` (the function's
-            // safety requirements).
+            // SAFETY: `addr` is within `vma`, a VMA of this mm that is not hugetlb (returned
+            // above), and before `end` (the function's safety requirements).
             let (next, walked) = match unsafe { self.pmd_of(addr, end) } {
                 Ok(pmd) => {
                     let next = addr_end(addr, end, PUD_SIZE);
@@ -479,7 +489,8 @@ impl MmapReadGuard<'_> {
             // life of the guard (type invariants).
             let lock = unsafe { HugetlbVmaReadLock::new(vma) };
             // SAFETY: `addr` is within `vma`, a VMA of this mm, and before `end` (the function's
-            // safety requirements).
+            // safety requirements); `lock`, its hugetlb VMA lock, is held while the entry
+            // returned is used, by the walk of the part below.
             let (next, walked) = match unsafe { self.pmd_of(addr, end) } {
                 Ok(pmd) => {
                     let next = addr_end(addr, end, PUD_SIZE);
