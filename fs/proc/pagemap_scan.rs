@@ -263,27 +263,18 @@ impl Output {
 
     /// Adds `start..end` with `categories`; returns `false` if it needs a new region and the
     /// buffer is full.
+    ///
+    /// Inline in every caller: most pages extend the region before them or start the next one,
+    /// a few instructions each.
     #[inline(always)]
     fn push(&mut self, categories: Categories, start: usize, end: usize) -> bool {
-        // Most pages extend the region before them: that much is inline, in every caller.
-        match &mut self.cur {
-            Some(cur) if cur.end == start && cur.categories == categories => {
-                cur.end = end;
-                true
-            }
-            _ => self.push_new(categories, start, end),
-        }
-    }
-
-    /// [`Output::push`] for `start..end` that does not extend the region being built.
-    #[inline(never)]
-    fn push_new(&mut self, categories: Categories, start: usize, end: usize) -> bool {
         let next = Region {
             start,
             end,
             categories,
         };
         match &mut self.cur {
+            Some(cur) if cur.end == start && cur.categories == categories => cur.end = end,
             Some(cur) => {
                 // `cur` moves to `buf` and `next` takes its place: both have to fit.
                 if self.buf.len() + 1 >= self.cap
@@ -291,7 +282,7 @@ impl Output {
                 {
                     return false;
                 }
-                self.cur = Some(next);
+                *cur = next;
             }
             // After a copy that left no room, not even a first region fits.
             None if self.cap == 0 => return false,
@@ -1041,7 +1032,18 @@ impl PageWalker for Scan {
     /// Inline in the walk, as `pmd_entry()` is.
     #[inline(always)]
     fn hugetlb_entry(&mut self, entry: &mut HugetlbEntry<'_>) -> WalkResult {
-        let walk = self.scan_hugetlb(entry)?;
+        let walk = if self.write_protects() {
+            self.scan_hugetlb_wp(entry)?
+        } else {
+            // Reporting needs nothing but the entry's value.
+            let categories = self.vma.categories(&entry.pte());
+            if self.args.matches(categories)
+                && self.report(categories, entry.start(), entry.end()).full
+            {
+                return Ok(Break(()));
+            }
+            Continue(())
+        };
         Ok(self.give_way(walk, entry.vma().mm(), entry.end()))
     }
 }
@@ -1107,18 +1109,11 @@ impl Scan {
         Ok(reported.walk())
     }
 
-    /// Scans a hugetlb entry.
-    #[inline(always)]
-    fn scan_hugetlb(&mut self, entry: &mut HugetlbEntry<'_>) -> WalkResult {
+    /// Scans a hugetlb entry for a scan that write-protects what it reports. Out of line, as
+    /// [`Scan::pmd_entry_locked`].
+    #[inline(never)]
+    fn scan_hugetlb_wp(&mut self, entry: &mut HugetlbEntry<'_>) -> WalkResult {
         let (start, end, size) = (entry.start(), entry.end(), entry.size());
-        if !self.write_protects() {
-            let categories = self.vma.categories(&entry.pte());
-            if !self.args.matches(categories) {
-                return Ok(Continue(()));
-            }
-            return Ok(self.report(categories, start, end).walk());
-        }
-
         let mut locked = entry.lock();
         let categories = self.vma.categories(&locked.pte());
         if !self.args.matches(categories) {
