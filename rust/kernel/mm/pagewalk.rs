@@ -422,6 +422,31 @@ impl MmapReadGuard<'_> {
             // it (the function's safety requirements).
             return unsafe { self.walk_vma_in_c::<T, UFFD_WP>(vma, start, end, walker) };
         }
+        if start & !(PMD_SIZE - 1) == (end - 1) & !(PMD_SIZE - 1) {
+            // Within one PMD (a small VMA, or a harvest of the log of written pages for one
+            // page): its one entry, without the loops' setup, as the loops below would.
+            // SAFETY: As below, for `start`.
+            return match unsafe { self.pmd_of(start, end) } {
+                Ok(pmd) => {
+                    let range = WalkRange {
+                        vma,
+                        start,
+                        end,
+                        uffd_wp: UFFD_WP,
+                    };
+                    let mut action = bindings::page_walk_action_ACTION_SUBTREE;
+                    // SAFETY: `pmd` is the PMD entry that covers `range`, which lies within one
+                    // PMD of `vma`, with the mmap read lock held (type invariants); with
+                    // `UFFD_WP`, inside the invalidation (the function's safety requirements).
+                    // `action` lives in this frame, which outlives `entry`.
+                    let mut entry =
+                        unsafe { PmdEntry::new(range, pmd, NonNull::from(&mut action)) };
+                    Self::walk_pmd(&mut entry, walker)
+                }
+                // SAFETY: As the call above.
+                Err(_) => unsafe { self.walk_vma_in_c::<T, UFFD_WP>(vma, start, end, walker) },
+            };
+        }
         let mut addr = start;
         loop {
             // SAFETY: `addr` is within `vma`, a VMA of this mm that is not hugetlb (returned
@@ -607,7 +632,10 @@ impl MmapReadGuard<'_> {
     /// `range`, which lies within one PUD of a VMA that is not hugetlb; `T` has
     /// [`PageWalker::pmd_entry`]. If `range.uffd_wp`, the call runs inside an mmu notifier
     /// invalidation of a range that covers `range`.
-    #[inline]
+    ///
+    /// Out of line: the walkers' `pmd_entry()` is inline in its loop, which stays tighter in a
+    /// function of its own.
+    #[inline(never)]
     unsafe fn walk_pmds<T: PageWalker>(
         range: WalkRange<'_>,
         pmd: NonNull<bindings::pmd_t>,
@@ -643,7 +671,8 @@ impl MmapReadGuard<'_> {
     /// ([`PmdLock::Retry`]).
     ///
     /// Only for a VMA that is not hugetlb, and a `T` that has [`PageWalker::pmd_entry`].
-    #[inline]
+    /// Inline in both of its callers: it is the body of `walk_pmds()`'s loop.
+    #[inline(always)]
     fn walk_pmd<T: PageWalker>(entry: &mut PmdEntry<'_>, walker: &mut T) -> WalkResult {
         loop {
             if entry.is_none() {
