@@ -406,12 +406,16 @@ impl MmapReadGuard<'_> {
                 // SAFETY: `vma` is a hugetlb VMA, backed by a hugetlbfs file with an hstate.
                 let size = unsafe { bindings::huge_page_size(bindings::hstate_vma(vma.as_ptr())) };
                 if size == PMD_SIZE {
-                    // SAFETY: As this function's, for a hugetlb VMA of PMD-sized pages on an
-                    // architecture with the generic hugetlb page tables.
+                    // SAFETY: `start..end` is non-empty and lies within `vma` (the function's
+                    // safety requirements), a hugetlb VMA of this mm (checked above) whose pages
+                    // are PMD-sized (`size`), on an architecture with the generic hugetlb page
+                    // tables (the `cfg` above); with `UFFD_WP`, inside the invalidation.
                     return unsafe { self.walk_hugetlb_vma::<T, UFFD_WP>(vma, start, end, walker) };
                 }
             }
-            // SAFETY: As below.
+            // SAFETY: `start..end` is non-empty and lies within `vma`, a VMA of this mm; with
+            // `UFFD_WP`, the call runs inside an mmu notifier invalidation of a range that covers
+            // it (the function's safety requirements).
             return unsafe { self.walk_vma_in_c::<T, UFFD_WP>(vma, start, end, walker) };
         }
         // Without `pmd_entry` the C walk goes below the top level for nothing (not even for the
@@ -425,7 +429,8 @@ impl MmapReadGuard<'_> {
         if start & !(PMD_SIZE - 1) == (end - 1) & !(PMD_SIZE - 1) {
             // Within one PMD (a small VMA, or a harvest of the log of written pages for one
             // page): its one entry, without the loops' setup, as the loops below would.
-            // SAFETY: As below, for `start`.
+            // SAFETY: `start` is within `vma`, a VMA of this mm that is not hugetlb (returned
+            // above), and before `end` (the function's safety requirements).
             return match unsafe { self.pmd_of(start, end) } {
                 Ok(pmd) => {
                     let range = WalkRange {
@@ -443,7 +448,8 @@ impl MmapReadGuard<'_> {
                         unsafe { PmdEntry::new(range, pmd, NonNull::from(&mut action)) };
                     Self::walk_pmd(&mut entry, walker)
                 }
-                // SAFETY: As the call above.
+                // SAFETY: `start..end` is non-empty and lies within `vma`, a VMA of this mm; with
+                // `UFFD_WP`, inside the invalidation (the function's safety requirements).
                 Err(_) => unsafe { self.walk_vma_in_c::<T, UFFD_WP>(vma, start, end, walker) },
             };
         }
