@@ -111,10 +111,32 @@ impl<'a> PteTable<'a> {
     /// Returns entry `index`, or `None` if out of range.
     #[inline]
     pub fn get(&self, index: usize) -> Option<Pte> {
-        (index < self.len()).then(|| {
-            // SAFETY: `index` is in range, so the entry is valid and mapped (type invariants).
-            Pte::from_raw(unsafe { bindings::ptep_get(self.ptes.as_ptr().add(index)) })
-        })
+        // SAFETY: `index` is in range.
+        (index < self.len()).then(|| unsafe { self.entry(index) })
+    }
+
+    /// Returns the value of entry `index`, as `ptep_get()` reads it.
+    ///
+    /// Where the architecture has the generic `ptep_get()`, `READ_ONCE(*ptep)`, the entry is read
+    /// here with the same single volatile load: clang compiles C's `READ_ONCE()` of the `pte_t`
+    /// structure as a copy through a stack slot, one store more for each entry of a loop.
+    ///
+    /// # Safety
+    ///
+    /// `index < self.len()`.
+    #[inline(always)]
+    pub(super) unsafe fn entry(&self, index: usize) -> Pte {
+        // SAFETY: `index` is in range, so the entry is valid and mapped (type invariants).
+        let ptep = unsafe { self.ptes.as_ptr().add(index) };
+        if bindings::ARCH_PTEP_GET || size_of::<bindings::pte_t>() != size_of::<usize>() {
+            // SAFETY: `ptep` points at a valid, mapped entry.
+            Pte::from_raw(unsafe { bindings::ptep_get(ptep) })
+        } else {
+            // SAFETY: `ptep` points at a valid, mapped and aligned entry of the machine's word
+            // size: this is the single access of the generic `ptep_get()`, and the entry may
+            // change meanwhile only as it may for that one.
+            Pte::from_raw(unsafe { ptep.read_volatile() })
+        }
     }
 
     /// Returns the index of the first entry from index `from` on for which `f` returns `true`.
@@ -127,9 +149,8 @@ impl<'a> PteTable<'a> {
     #[inline(never)]
     pub fn find_from(&self, from: usize, mut f: impl FnMut(usize, Pte) -> bool) -> Option<usize> {
         (from..self.len()).find(|&index| {
-            // SAFETY: `index` is in range, so the entry is valid and mapped (type invariants).
-            let raw = unsafe { bindings::ptep_get(self.ptes.as_ptr().add(index)) };
-            f(index, Pte::from_raw(raw))
+            // SAFETY: `index` is in range.
+            f(index, unsafe { self.entry(index) })
         })
     }
 
