@@ -123,37 +123,50 @@ impl<'a> PteTable<'a> {
     /// Protects the entry at `index`, whose value under the lock is `pte`, with userfaultfd
     /// (C `make_uffd_wp_pte()`), and adds it to the entries to flush if it was present.
     ///
+    /// The change of a present entry, the one a dirty-tracking round makes, is inline in the
+    /// loop that finds the entry; the others are out of line.
+    ///
     /// # Safety
     ///
     /// `index < self.len()`, `pte` is the entry's value, and the walk may write-protect the
     /// table's entries (an [`UffdWp`] of the table exists).
-    #[inline]
+    #[inline(always)]
     unsafe fn protect_entry(&mut self, index: usize, pte: Pte) {
+        if !pte.is_present() {
+            // SAFETY: The function's safety requirements, and the entry is not present.
+            unsafe { self.protect_leaf(index, pte) };
+            return;
+        }
         let (vma, addr) = (self.vma().as_ptr(), self.addr(index));
         // SAFETY: `index` is in range, so this is one of the mapped entries (type invariants).
         let ptep = unsafe { self.ptes.as_ptr().add(index) };
+        // SAFETY: The entry is present, mapped and locked; the start is committed right below,
+        // under the same lock.
+        let old = unsafe { bindings::ptep_modify_prot_start(vma, addr, ptep) };
+        // SAFETY: `pte_mkuffd()` is a pure function of the value; this commits the modification
+        // started above.
+        unsafe {
+            bindings::ptep_modify_prot_commit(vma, addr, ptep, old, bindings::pte_mkuffd(old))
+        };
+        // INVARIANT: The entry may be cached in a TLB as writable: flush it before the lock is
+        // released.
+        // An empty range starts at `usize::MAX`, so this needs no branch; `index < len`, so
+        // `index + 1` does not wrap.
+        self.flush = (
+            self.flush.0.min(index),
+            self.flush.1.max(index.wrapping_add(1)),
+        );
+    }
+
+    /// Protects the non-present entry at `index`, whose value under the lock is `pte`, as
+    /// [`PteTable::protect_entry`] does.
+    ///
+    /// # Safety
+    ///
+    /// As for [`PteTable::protect_entry`]; the entry is not present.
+    #[inline(never)]
+    unsafe fn protect_leaf(&mut self, index: usize, pte: Pte) {
         let new = match pte.kind() {
-            PteKind::Present => {
-                // SAFETY: The entry is present, mapped and locked; the start is committed right
-                // below, under the same lock.
-                let old = unsafe { bindings::ptep_modify_prot_start(vma, addr, ptep) };
-                // SAFETY: `pte_mkuffd()` is a pure function of the value; this commits the
-                // modification started above.
-                unsafe {
-                    bindings::ptep_modify_prot_commit(
-                        vma,
-                        addr,
-                        ptep,
-                        old,
-                        bindings::pte_mkuffd(old),
-                    )
-                };
-                // INVARIANT: The entry may be cached in a TLB as writable: flush it before the
-                // lock is released.
-                // An empty range starts at `usize::MAX`, so this needs no branch.
-                self.flush = (self.flush.0.min(index), self.flush.1.max(index + 1));
-                return;
-            }
             // Unpopulated entries are protected only where the VMA uses markers, as
             // `uffd_wp_range()` does.
             PteKind::None if !self.vma().uffd_wp_use_markers() => return,
@@ -161,10 +174,13 @@ impl<'a> PteTable<'a> {
             PteKind::None => unsafe { bindings::make_pte_marker(bindings::PTE_MARKER_UFFD_WP) },
             // SAFETY: Pure function of the value, a software leaf.
             PteKind::Leaf(_) => unsafe { bindings::pte_swp_mkuffd(pte.as_raw()) },
+            PteKind::Present => return,
         };
+        // SAFETY: `index` is in range, so this is one of the mapped entries (type invariants).
+        let ptep = unsafe { self.ptes.as_ptr().add(index) };
         // SAFETY: The entry is mapped and locked and not present, so the CPU neither caches nor
         // writes it.
-        unsafe { bindings::set_pte_at(self.vma().mm().as_raw(), addr, ptep, new) };
+        unsafe { bindings::set_pte_at(self.vma().mm().as_raw(), self.addr(index), ptep, new) };
     }
 }
 
@@ -238,7 +254,8 @@ impl UffdWp<'_, PteTable<'_>> {
             // hardware changes meanwhile, and only in the accessed and dirty bits of a present
             // entry, which `ptep_modify_prot_start()` keeps. `self` exists.
             unsafe { self.0.protect_entry(index, pte) };
-            from = index + 1;
+            // `index < to`: this does not wrap.
+            from = index.wrapping_add(1);
         }
         Continue(())
     }
