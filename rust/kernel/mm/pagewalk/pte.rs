@@ -111,7 +111,7 @@ impl<'a> PteTable<'a> {
     /// Returns entry `index`, or `None` if out of range.
     #[inline]
     pub fn get(&self, index: usize) -> Option<Pte> {
-        // SAFETY: `index` is in range.
+        // SAFETY: `index < self.len()` was just checked.
         (index < self.len()).then(|| unsafe { self.entry(index) })
     }
 
@@ -119,7 +119,9 @@ impl<'a> PteTable<'a> {
     ///
     /// Where the architecture has the generic `ptep_get()`, `READ_ONCE(*ptep)`, the entry is read
     /// here with the same single volatile load: clang compiles C's `READ_ONCE()` of the `pte_t`
-    /// structure as a copy through a stack slot, one store more for each entry of a loop.
+    /// structure as a copy through a stack slot, one store more for each entry of a loop. With
+    /// KCSAN, whose instrumentation Rust code does not have, `ptep_get()` is called, so that the
+    /// read stays a marked access to it.
     ///
     /// # Safety
     ///
@@ -128,13 +130,17 @@ impl<'a> PteTable<'a> {
     pub(super) unsafe fn entry(&self, index: usize) -> Pte {
         // SAFETY: `index` is in range, so the entry is valid and mapped (type invariants).
         let ptep = unsafe { self.ptes.as_ptr().add(index) };
-        if bindings::ARCH_PTEP_GET || size_of::<bindings::pte_t>() != size_of::<usize>() {
+        if bindings::ARCH_PTEP_GET
+            || cfg!(CONFIG_KCSAN)
+            || size_of::<bindings::pte_t>() != size_of::<usize>()
+        {
             // SAFETY: `ptep` points at a valid, mapped entry.
             Pte::from_raw(unsafe { bindings::ptep_get(ptep) })
         } else {
             // SAFETY: `ptep` points at a valid, mapped and aligned entry of the machine's word
-            // size: this is the single access of the generic `ptep_get()`, and the entry may
-            // change meanwhile only as it may for that one.
+            // size. Under the PTE lock only the hardware changes it meanwhile, atomically (the
+            // accessed and dirty bits): a volatile load of the whole entry is the generic
+            // `ptep_get()`'s `READ_ONCE()`, a marked access in the LKMM.
             Pte::from_raw(unsafe { ptep.read_volatile() })
         }
     }

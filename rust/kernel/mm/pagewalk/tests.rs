@@ -756,6 +756,52 @@ mod uffd_wp {
     }
 
     #[test]
+    fn picks_entries_across_rounds_of_the_search() -> Result {
+        // 21 pages within one PTE table: two rounds of eight entries, then five one by one.
+        let mapped = vm_mmap(64 * PAGE_SIZE, prot::READ | prot::WRITE)?;
+        let pmd_end = (mapped | (PMD_SIZE - 1)) + 1;
+        let addr = if mapped + 21 * PAGE_SIZE <= pmd_end {
+            mapped
+        } else {
+            pmd_end
+        };
+        let end = addr + 21 * PAGE_SIZE;
+        let pages = [0, 7, 8, 15, 16, 20];
+        for page in pages {
+            touch(addr + page * PAGE_SIZE)?;
+        }
+        register_uffd_wp(mapped)?;
+        take_flush();
+        // A round starts where the last pick left off: 0 and 7 are picked in rounds from 0 and
+        // 1, 8 in a round from 8, and 15, the fourth, in a round from 9, which stops the walk.
+        let mut p = Protect {
+            each: Some(3),
+            ..Protect::new(addr, &[])?
+        };
+        assert_eq!(walk_uffd_wp(addr, end, &mut p)?, Break(()));
+        assert_eq!(p.taken, 4);
+        assert_eq!(take_flush(), (addr, addr + 9 * PAGE_SIZE));
+        let entries = ptes(addr, end)?;
+        for (page, &entry) in entries.iter().enumerate() {
+            assert_eq!(uffd(entry), [0, 7, 8].contains(&page));
+        }
+        // The rest: 15 in a round from 8 (0, 7 and 8 are protected already), then 16 and 20 one
+        // by one, with fewer than eight entries left for a round.
+        let mut p = Protect {
+            each: Some(usize::MAX),
+            ..Protect::new(addr, &[])?
+        };
+        assert_eq!(walk_uffd_wp(addr, end, &mut p)?, Continue(()));
+        assert_eq!(p.taken, 3);
+        assert_eq!(take_flush(), (addr + 15 * PAGE_SIZE, end));
+        let entries = ptes(addr, end)?;
+        for (page, &entry) in entries.iter().enumerate() {
+            assert_eq!(uffd(entry), pages.contains(&page));
+        }
+        Ok(())
+    }
+
+    #[test]
     fn flushes_before_unlock_on_an_error_return() -> Result {
         let addr = vm_mmap(8 * PAGE_SIZE, prot::READ | prot::WRITE)?;
         let end = addr + 8 * PAGE_SIZE;

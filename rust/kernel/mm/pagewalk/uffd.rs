@@ -134,7 +134,7 @@ impl<'a> PteTable<'a> {
     unsafe fn protect_entry(&mut self, index: usize, pte: Pte) {
         if !pte.is_present() {
             // SAFETY: The function's safety requirements, and the entry is not present.
-            unsafe { self.protect_leaf(index, pte) };
+            unsafe { self.protect_non_present(index, pte) };
             return;
         }
         let (vma, addr) = (self.vma().as_ptr(), self.addr(index));
@@ -165,8 +165,10 @@ impl<'a> PteTable<'a> {
     ///
     /// As for [`PteTable::protect_entry`]; the entry is not present.
     #[inline(never)]
-    unsafe fn protect_leaf(&mut self, index: usize, pte: Pte) {
+    unsafe fn protect_non_present(&mut self, index: usize, pte: Pte) {
         let new = match pte.kind() {
+            // Not reached: `protect_entry()` changes present entries itself.
+            PteKind::Present => return,
             // Unpopulated entries are protected only where the VMA uses markers, as
             // `uffd_wp_range()` does.
             PteKind::None if !self.vma().uffd_wp_use_markers() => return,
@@ -174,7 +176,6 @@ impl<'a> PteTable<'a> {
             PteKind::None => unsafe { bindings::make_pte_marker(bindings::PTE_MARKER_UFFD_WP) },
             // SAFETY: Pure function of the value, a software leaf.
             PteKind::Leaf(_) => unsafe { bindings::pte_swp_mkuffd(pte.as_raw()) },
-            PteKind::Present => return,
         };
         // SAFETY: `index` is in range, so this is one of the mapped entries (type invariants).
         let ptep = unsafe { self.ptes.as_ptr().add(index) };
@@ -263,9 +264,8 @@ impl UffdWp<'_, PteTable<'_>> {
     /// Returns the first entry of `from..end` that `select` picks, with its index; `end` is
     /// at most `len()`.
     ///
-    /// Most entries are not picked: they are looked at eight at a time (64 bytes of entries, a
-    /// cache line's worth), so that the bound check and the branch back are paid once per
-    /// eight entries.
+    /// Most entries are not picked: they are looked at eight per round, so that the bound check
+    /// and the branch back are paid once per eight entries.
     #[inline(always)]
     fn pick(
         &self,
@@ -273,24 +273,28 @@ impl UffdWp<'_, PteTable<'_>> {
         end: usize,
         select: &mut impl FnMut(Pte) -> bool,
     ) -> Option<(usize, Pte)> {
-        // One entry for each index given to `look_at!` below.
         const GROUP: usize = 8;
         let mut index = from;
+        // Looks at the entries `index + k` for the given `k`, each read just before it is looked
+        // at; the round below gives each `k < GROUP` once. `index + GROUP <= end`: the additions
+        // cannot wrap (and the checks for it would cost one per entry).
+        macro_rules! look_at {
+            ($($k:literal)*) => {
+                const { assert!([$($k),*].len() == GROUP) };
+                $(
+                    const { assert!($k < GROUP) };
+                    let i = index.wrapping_add($k);
+                    // SAFETY: `i < index + GROUP <= end <= len()`.
+                    let pte = unsafe { self.0.entry(i) };
+                    if select(pte) {
+                        return Some((i, pte));
+                    }
+                )*
+            };
+        }
         // The last index from which a group fits before `end`, if any.
         if let Some(last) = end.checked_sub(GROUP) {
             while index <= last {
-                // Each entry is read just before it is looked at. `index + GROUP <= end`: the
-                // additions cannot wrap (and the checks for it would cost one per entry).
-                macro_rules! look_at {
-                    ($($k:literal)*) => {$(
-                        let i = index.wrapping_add($k);
-                        // SAFETY: `i < index + GROUP <= end <= len()`.
-                        let pte = unsafe { self.0.entry(i) };
-                        if select(pte) {
-                            return Some((i, pte));
-                        }
-                    )*};
-                }
                 look_at!(0 1 2 3 4 5 6 7);
                 index = index.wrapping_add(GROUP);
             }
