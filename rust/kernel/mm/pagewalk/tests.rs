@@ -757,7 +757,8 @@ mod uffd_wp {
 
     #[test]
     fn picks_entries_across_rounds_of_the_search() -> Result {
-        // 21 pages within one PTE table: two rounds of eight entries, then five one by one.
+        // 21 pages within one PTE table: rounds of eight entries while eight are left, then one
+        // by one.
         let mapped = vm_mmap(64 * PAGE_SIZE, prot::READ | prot::WRITE)?;
         let pmd_end = (mapped | (PMD_SIZE - 1)) + 1;
         let addr = if mapped + 21 * PAGE_SIZE <= pmd_end {
@@ -766,27 +767,28 @@ mod uffd_wp {
             pmd_end
         };
         let end = addr + 21 * PAGE_SIZE;
-        let pages = [0, 7, 8, 15, 16, 20];
+        let pages = [8, 9, 15, 16, 20];
         for page in pages {
             touch(addr + page * PAGE_SIZE)?;
         }
         register_uffd_wp(mapped)?;
         take_flush();
-        // A round starts where the last pick left off: 0 and 7 are picked in rounds from 0 and
-        // 1, 8 in a round from 8, and 15, the fourth, in a round from 9, which stops the walk.
+        // A round from 0 picks nothing, the next one, from 8, picks its first entry; a round
+        // starts where the last pick left off: 9 from 9, and 15, the third, from 10, which stops
+        // the walk.
         let mut p = Protect {
-            each: Some(3),
+            each: Some(2),
             ..Protect::new(addr, &[])?
         };
         assert_eq!(walk_uffd_wp(addr, end, &mut p)?, Break(()));
-        assert_eq!(p.taken, 4);
-        assert_eq!(take_flush(), (addr, addr + 9 * PAGE_SIZE));
+        assert_eq!(p.taken, 3);
+        assert_eq!(take_flush(), (addr + 8 * PAGE_SIZE, addr + 10 * PAGE_SIZE));
         let entries = ptes(addr, end)?;
         for (page, &entry) in entries.iter().enumerate() {
-            assert_eq!(uffd(entry), [0, 7, 8].contains(&page));
+            assert_eq!(uffd(entry), [8, 9].contains(&page));
         }
-        // The rest: 15 in a round from 8 (0, 7 and 8 are protected already), then 16 and 20 one
-        // by one, with fewer than eight entries left for a round.
+        // The rest: 15, the last entry of a round from 8 (8 and 9 are protected already), then
+        // 16 and 20 one by one, with fewer than eight entries left for a round.
         let mut p = Protect {
             each: Some(usize::MAX),
             ..Protect::new(addr, &[])?
