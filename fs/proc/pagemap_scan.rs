@@ -771,6 +771,26 @@ impl Scan {
         self.report_cut(categories, start, end)
     }
 
+    /// Reports the page at `addr`, of a page table, with `categories`, as [`Scan::report`] does;
+    /// breaks where a limit is reached.
+    ///
+    /// The report of one written page in a dirty-tracking scan, inline in the loop that protects
+    /// it: most calls extend a region or start the next, and take neither the limits' path nor
+    /// the checks the arithmetic of a range needs.
+    #[inline(always)]
+    fn report_page(&mut self, categories: Categories, addr: usize) -> ControlFlow<()> {
+        // A page of a page table ends at most where the table's range does: this cannot wrap.
+        let end = addr.wrapping_add(PAGE_SIZE);
+        if let Some(out) = &mut self.out {
+            let left = self.left;
+            if left != 0 && out.push(categories & self.args.ret, addr, end) {
+                self.left = left - 1;
+                return Continue(());
+            }
+        }
+        self.report_cut(categories, addr, end).walk()
+    }
+
     /// [`Scan::report`] where a limit is reached: reports the pages of `start..end` that fit.
     #[inline(never)]
     fn report_cut(&mut self, categories: Categories, start: usize, end: usize) -> Reported {
@@ -865,6 +885,14 @@ impl Scan {
                 }
         };
         let write_protects = self.write_protects();
+        if write_protects {
+            // The right to protect is asked for once for the table, not for each entry; an entry
+            // is protected once it is reported. The report is inline here only: inline in the
+            // loop below too, it made this one slower (measured), and that one is not the hot
+            // loop of dirty tracking.
+            let mut wp = ptes.uffd_wp().ok_or(EINVAL)?;
+            return Ok(wp.protect_each(0, is_written, |addr| self.report_page(written, addr)));
+        }
         let mut report = |addr| {
             if self.report(written, addr, addr + PAGE_SIZE).full {
                 Break(())
@@ -872,12 +900,6 @@ impl Scan {
                 Continue(())
             }
         };
-        if write_protects {
-            // The right to protect is asked for once for the table, not for each entry; an entry
-            // is protected once it is reported.
-            let mut wp = ptes.uffd_wp().ok_or(EINVAL)?;
-            return Ok(wp.protect_each(0, is_written, report));
-        }
         let mut from = 0;
         while let Some(index) = ptes.find_from(from, move |_, pte| is_written(pte)) {
             if report(ptes.addr(index)).is_break() {
