@@ -269,6 +269,119 @@ out:
 }
 
 /*
+ * A THP that a write-protecting scan reports only in part (max_pages ends in
+ * it) is split, and its part is reported again as 4K pages. Where the part had
+ * started a region of its own (with PAGE_IS_HUGE its categories differ from
+ * the region's before it), that region is taken back whole, and the 4K pages
+ * start a new one, though they could extend the region before: C does so
+ * (pagemap_scan_backout_range()), and Rust must give the same regions. The
+ * scan sees a written 4K page, then a written THP, with max_pages = 101.
+ */
+static int set_impl(bool rust);
+static bool rust_impl(void);
+
+static long thp_cut_scan(struct page_region *vec, size_t vec_len, unsigned long *walk_end)
+{
+	const size_t len = 2 * HPAGE_2M;
+	char *base, *area;
+	unsigned long cats[2];
+	long n = -1;
+	int uffd;
+
+	base = mmap(NULL, len + HPAGE_2M, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED)
+		return -1;
+	area = (char *)(((unsigned long)base + HPAGE_2M - 1) & ~(HPAGE_2M - 1));
+	if (mmap(area, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+		 -1, 0) == MAP_FAILED ||
+	    madvise(area, HPAGE_2M, MADV_NOHUGEPAGE) ||
+	    madvise(area + HPAGE_2M, HPAGE_2M, MADV_HUGEPAGE))
+		goto out;
+	uffd = uffd_wp_async(area, len);
+	if (uffd < 0)
+		goto out;
+	/*
+	 * The 4K part protected, then one page written; the THP written, never
+	 * protected (a write to a protected THP in async mode would split it).
+	 */
+	if (scan(area, area + HPAGE_2M, NULL, 0, 0, walk_end) < 0)
+		goto out_uffd;
+	area[HPAGE_2M - page_size] = 1;
+	memset(area + HPAGE_2M, 1, HPAGE_2M);
+	/* Both written, and the THP huge; else the case is not there. */
+	if (categories_of(area + HPAGE_2M - page_size, 2, cats) ||
+	    !(cats[0] & PAGE_IS_WRITTEN) || (cats[0] & PAGE_IS_HUGE) ||
+	    (cats[1] & (PAGE_IS_WRITTEN | PAGE_IS_HUGE)) != (PAGE_IS_WRITTEN | PAGE_IS_HUGE)) {
+		n = -2;
+		goto out_uffd;
+	}
+	{
+		struct pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			.start = (unsigned long)area,
+			.end = (unsigned long)area + len,
+			.vec = (unsigned long)vec,
+			.vec_len = vec_len,
+			.max_pages = 101,
+			.category_mask = PAGE_IS_WRITTEN,
+			.return_mask = PAGE_IS_WRITTEN | PAGE_IS_HUGE,
+		};
+
+		n = scan_arg(pagemap_fd, &arg);
+		*walk_end = arg.walk_end - (unsigned long)area;
+	}
+	for (long i = 0; i < n; i++) {
+		vec[i].start -= (unsigned long)area;
+		vec[i].end -= (unsigned long)area;
+	}
+out_uffd:
+	close(uffd);
+out:
+	munmap(base, len + HPAGE_2M);
+	return n;
+}
+
+static void test_thp_cut(void)
+{
+	const unsigned long thp = HPAGE_2M, cut = HPAGE_2M + 100 * page_size;
+	bool both = !access(SWITCH, W_OK), was_rust = rust_impl(), ok = true;
+
+	for (int rust = 0; rust < (both ? 2 : 1); rust++) {
+		const char *impl = both ? (rust ? "Rust" : "C") : "this kernel";
+		struct page_region vec[16];
+		unsigned long walk_end = 0;
+		long n;
+
+		if (both && set_impl(rust)) {
+			ksft_test_result_fail("THP cut: switch: %s\n", strerror(errno));
+			set_impl(was_rust);
+			return;
+		}
+		n = thp_cut_scan(vec, 16, &walk_end);
+		if (both)
+			set_impl(was_rust);
+		if (n == -2) {
+			ksft_test_result_skip("THP cut: no THP for the written range\n");
+			return;
+		}
+		if (n != 2 || vec[0].start != thp - page_size || vec[0].end != thp ||
+		    vec[0].categories != PAGE_IS_WRITTEN || vec[1].start != thp ||
+		    vec[1].end != cut || vec[1].categories != PAGE_IS_WRITTEN || walk_end != cut) {
+			ksft_print_msg("THP cut, %s: %ld regions, walk_end +%#lx; want 2: [+%#lx, +%#lx) and [+%#lx, +%#lx), written, walk_end +%#lx\n",
+				       impl, n, walk_end, thp - page_size, thp, thp, cut, cut);
+			for (long i = 0; i < n && i < 16; i++)
+				ksft_print_msg("  [+%#llx, +%#llx) %#llx\n",
+					       (unsigned long long)vec[i].start,
+					       (unsigned long long)vec[i].end,
+					       (unsigned long long)vec[i].categories);
+			ok = false;
+		}
+	}
+	ksft_test_result(ok, "THP cut: the part reported starts a region, as in C\n");
+}
+
+/*
  * walk_end of a scan that reports more than 512 regions, the size of the
  * kernel's bounce buffer, so that it walks the range in more than one round.
  * 1024 present pages with a hole after each: a scan that completes returns
@@ -968,6 +1081,20 @@ static int set_impl(bool rust)
 	return ret;
 }
 
+/* Whether the switch selects Rust, which it does by default. */
+static bool rust_impl(void)
+{
+	int fd = open(SWITCH, O_RDONLY);
+	char c = 'Y';
+
+	if (fd >= 0) {
+		if (read(fd, &c, 1) != 1)
+			c = 'Y';
+		close(fd);
+	}
+	return c != 'N';
+}
+
 /* Touch pages at random: none, read (zero page) or written. */
 static void d_touch(char *p, size_t npages, bool reads)
 {
@@ -1175,6 +1302,7 @@ static void test_differential(void)
 	struct d_result res[2];
 	size_t pages = l.span / page_size;
 	int round, failed = 0, found = 0, errors = 0, protected = 0, rounds = 0;
+	bool was_rust = rust_impl();
 
 	if (access(SWITCH, W_OK)) {
 		ksft_test_result_skip("differential: no %s (CONFIG_PAGEMAP_SCAN_RUST_SWITCH)\n",
@@ -1210,7 +1338,8 @@ static void test_differential(void)
 			failed++;
 		}
 	}
-	set_impl(true);
+	/* Back to the implementation the test was started with. */
+	set_impl(was_rust);
 	ksft_print_msg("differential: %d scans found regions, %d failed, %d write-protected\n",
 		       found, errors, protected);
 	ksft_print_msg("differential: %d scans reported more than 512 regions\n", rounds);
@@ -1457,9 +1586,10 @@ int main(void)
 	pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
 	if (pagemap_fd < 0)
 		ksft_exit_fail_msg("open /proc/self/pagemap: %s\n", strerror(errno));
-	ksft_set_plan(12);
+	ksft_set_plan(13);
 	test_hugetlb_max_pages_resume();
 	test_hugetlb_cut();
+	test_thp_cut();
 	test_walk_end();
 	test_wasmtime_reset();
 	test_errors();
