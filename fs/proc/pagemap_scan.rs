@@ -220,16 +220,28 @@ impl Args {
     }
 }
 
+/// A run of pages with the same reported categories.
+#[derive(Clone, Copy)]
+struct Region {
+    start: usize,
+    end: usize,
+    categories: Categories,
+}
+
+impl Region {
+    fn to_raw(self) -> RawRegion {
+        [self.start as u64, self.end as u64, self.categories.bits()]
+    }
+}
+
 /// The regions found and not yet copied to the user's vector.
 struct Output {
-    /// The bounce buffer, allocated once: the regions found since the last copy. Its capacity
-    /// is at least `cap`; it is never filled in advance, like the C `kmalloc_array()` buffer.
+    /// The bounce buffer, allocated once: the regions that can no longer grow. Its capacity is
+    /// at least `cap`; it is never filled in advance, like the C `kmalloc_array()` buffer.
     buf: KVec<RawRegion>,
-    /// The last region in `buf` is open: the next page extends it if it follows it with the
-    /// same categories. It is not after pages were taken back out up to its start (the C scan
-    /// does not extend the region before those either).
-    open: bool,
-    /// How many regions fit in `buf` before it has to be copied out.
+    /// The region that the next page extends if it follows it with the same categories.
+    cur: Option<Region>,
+    /// How many regions fit, counting `cur`, before the buffer has to be copied out.
     cap: usize,
     /// Where the next copy goes in the user's vector.
     user: usize,
@@ -242,7 +254,7 @@ impl Output {
         let cap = vec_len.min(BOUNCE_REGIONS);
         Ok(Self {
             buf: KVec::with_capacity(cap, GFP_KERNEL)?,
-            open: false,
+            cur: None,
             cap,
             user: vec,
             room: vec_len,
@@ -252,65 +264,65 @@ impl Output {
     /// Adds `start..end` with `categories`; returns `false` if it needs a new region and the
     /// buffer is full.
     ///
-    /// Inline in every caller: most pages extend the open region or start the next one, a few
-    /// instructions each.
+    /// Inline in every caller: most pages extend the region before them or start the next one,
+    /// a few instructions each.
     #[inline(always)]
     fn push(&mut self, categories: Categories, start: usize, end: usize) -> bool {
-        let categories = categories.bits();
-        if let (true, Some([_, last_end, last_categories])) = (self.open, self.buf.last_mut()) {
-            if *last_end == start as u64 && *last_categories == categories {
-                *last_end = end as u64;
-                return true;
+        let next = Region {
+            start,
+            end,
+            categories,
+        };
+        match &mut self.cur {
+            Some(cur) if cur.end == start && cur.categories == categories => cur.end = end,
+            Some(cur) => {
+                // `cur` moves to `buf` and `next` takes its place: both have to fit.
+                if self.buf.len() + 1 >= self.cap
+                    || self.buf.push_within_capacity(cur.to_raw()).is_err()
+                {
+                    return false;
+                }
+                *cur = next;
             }
+            // After a copy that left no room, not even a first region fits.
+            None if self.cap == 0 => return false,
+            None => self.cur = Some(next),
         }
-        if self.buf.len() >= self.cap
-            || self
-                .buf
-                .push_within_capacity([start as u64, end as u64, categories])
-                .is_err()
-        {
-            return false;
-        }
-        self.open = true;
         true
     }
 
-    /// Takes `addr..` back out of the open region, which it ends.
+    /// Takes `addr..` back out of the last region, which it ends.
     fn back_out(&mut self, addr: usize) {
-        if let (true, Some([start, end, _])) = (self.open, self.buf.last_mut()) {
-            if *start == addr as u64 {
-                self.buf.pop();
-                self.open = false;
+        if let Some(cur) = &mut self.cur {
+            if cur.start == addr {
+                self.cur = None;
             } else {
-                *end = addr as u64;
+                cur.end = addr;
             }
         }
     }
 
-    /// Copies the regions to the user's vector; returns how many. The open region goes too,
-    /// unless `keep_open` (the scan goes on where it left off, and may extend it).
+    /// Copies the regions to the user's vector; returns how many. The region being built goes
+    /// too, unless `keep_open` (the scan goes on where it left off, and may extend it).
     fn flush(&mut self, keep_open: bool) -> Result<usize> {
-        let open = if keep_open && self.open {
-            self.buf.pop()
-        } else {
-            None
-        };
+        if !keep_open {
+            if let Some(cur) = self.cur.take() {
+                // `cur` counts towards `cap`, so it fits.
+                self.buf
+                    .push_within_capacity(cur.to_raw())
+                    .map_err(|_| ENOMEM)?;
+            }
+        }
         let n = self.buf.len();
+        if n == 0 {
+            return Ok(0);
+        }
         let bytes = AsBytes::as_bytes(self.buf.as_slice());
         let len = bytes.len();
-        let copied = if n == 0 {
-            Ok(())
-        } else {
-            UserSlice::new(UserPtr::from_addr(self.user), len)
-                .writer()
-                .write_slice(bytes)
-        };
+        let copied = UserSlice::new(UserPtr::from_addr(self.user), len)
+            .writer()
+            .write_slice(bytes);
         self.buf.clear();
-        self.open = open.is_some();
-        if let Some(open) = open {
-            // It was in the buffer a moment ago.
-            self.buf.push_within_capacity(open).map_err(|_| ENOMEM)?;
-        }
         copied?;
         self.user += len;
         self.room -= n;
