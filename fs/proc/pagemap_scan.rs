@@ -779,7 +779,7 @@ impl Scan {
     /// the checks the arithmetic of a range needs.
     #[inline(always)]
     fn report_page(&mut self, categories: Categories, addr: usize) -> ControlFlow<()> {
-        // A page of a page table ends at most where the table's range does: this cannot wrap.
+        // `addr` is a page of a page table's range, which lies in a VMA: its end does not wrap.
         let end = addr.wrapping_add(PAGE_SIZE);
         if let Some(out) = &mut self.out {
             let left = self.left;
@@ -887,9 +887,9 @@ impl Scan {
         let write_protects = self.write_protects();
         if write_protects {
             // The right to protect is asked for once for the table, not for each entry; an entry
-            // is protected once it is reported. The report is inline here only: inline in the
-            // loop below too, it made this one slower (measured), and that one is not the hot
-            // loop of dirty tracking.
+            // is protected once it is reported. The report is inline in this loop, the one of a
+            // dirty-tracking round, and not in the loop below: inline in both, it made this one
+            // slower (measured).
             let mut wp = ptes.uffd_wp().ok_or(EINVAL)?;
             return Ok(wp.protect_each(0, is_written, |addr| self.report_page(written, addr)));
         }
