@@ -8,6 +8,8 @@
 
 struct userfaultfd_ctx;
 
+#ifdef CONFIG_USERFAULTFD_WP_ASYNC_RUST
+
 /*
  * The log of written pages of asynchronous userfaultfd write protection
  * (UFFD_FEATURE_WP_LOG), in Rust: mm/userfaultfd_wp_log.rs, which says
@@ -28,21 +30,17 @@ bool rust_uffd_wp_log_ready(struct userfaultfd_ctx *ctx);
 static inline void userfaultfd_wp_log_written(struct vm_fault *vmf,
 					      unsigned long size)
 {
-#ifdef CONFIG_USERFAULTFD_WP_ASYNC_RUST
 	struct userfaultfd_ctx *ctx = vmf->vma->vm_userfaultfd_ctx.ctx;
 
 	if (ctx && userfaultfd_wp_log(ctx) &&
 	    rust_uffd_wp_log_written(vmf->vma, vmf->address, size))
 		wake_up_poll(&ctx->fd_wqh, EPOLLIN);
-#endif
 }
 
 /* A new context has no log. */
 static inline void userfaultfd_wp_log_init(struct userfaultfd_ctx *ctx)
 {
-#ifdef CONFIG_USERFAULTFD_WP_ASYNC_RUST
 	ctx->wp_log = NULL;
-#endif
 }
 
 /*
@@ -53,39 +51,59 @@ static inline void userfaultfd_wp_log_init(struct userfaultfd_ctx *ctx)
  */
 static inline void userfaultfd_wp_log_free(struct userfaultfd_ctx *ctx)
 {
-#ifdef CONFIG_USERFAULTFD_WP_ASYNC_RUST
 	rust_uffd_wp_log_free(ctx->wp_log);
-#endif
 }
 
 /* Whether poll() reports the log readable. */
 static inline bool userfaultfd_wp_log_ready(struct userfaultfd_ctx *ctx)
 {
-#ifdef CONFIG_USERFAULTFD_WP_ASYNC_RUST
 	return userfaultfd_wp_log(ctx) && rust_uffd_wp_log_ready(ctx);
-#else
-	return false;
-#endif
 }
 
 static inline int userfaultfd_wp_log_setup(struct userfaultfd_ctx *ctx,
 					   unsigned long arg)
 {
-#ifdef CONFIG_USERFAULTFD_WP_ASYNC_RUST
 	return rust_uffd_wp_log_setup(ctx, arg);
-#else
-	return -EINVAL;
-#endif
 }
 
 static inline int userfaultfd_wp_log_read(struct userfaultfd_ctx *ctx,
 					  unsigned long arg)
 {
-#ifdef CONFIG_USERFAULTFD_WP_ASYNC_RUST
 	return rust_uffd_wp_log_read(ctx, arg);
-#else
-	return -EINVAL;
-#endif
 }
+
+#else /* !CONFIG_USERFAULTFD_WP_ASYNC_RUST */
+
+static inline void userfaultfd_wp_log_written(struct vm_fault *vmf,
+					      unsigned long size)
+{
+}
+
+static inline void userfaultfd_wp_log_init(struct userfaultfd_ctx *ctx)
+{
+}
+
+static inline void userfaultfd_wp_log_free(struct userfaultfd_ctx *ctx)
+{
+}
+
+static inline bool userfaultfd_wp_log_ready(struct userfaultfd_ctx *ctx)
+{
+	return false;
+}
+
+static inline int userfaultfd_wp_log_setup(struct userfaultfd_ctx *ctx,
+					   unsigned long arg)
+{
+	return -EINVAL;
+}
+
+static inline int userfaultfd_wp_log_read(struct userfaultfd_ctx *ctx,
+					  unsigned long arg)
+{
+	return -EINVAL;
+}
+
+#endif /* CONFIG_USERFAULTFD_WP_ASYNC_RUST */
 
 #endif /* _MM_USERFAULTFD_WP_LOG_H */

@@ -37,9 +37,9 @@
 #include <unistd.h>
 
 #include "../kselftest.h"
+#include "vm_util.h"
 
 #define HPAGE_2M	(2UL << 20)
-#define PM_UFFD_WP	0x0200000000000000ULL	/* bit 57 of a pagemap entry */
 
 static int pagemap_fd;
 static long page_size;
@@ -60,16 +60,6 @@ static int new_uffd(__u64 features)
 	return uffd;
 }
 
-static int uffd_register(int uffd, void *addr, size_t len, __u64 mode)
-{
-	struct uffdio_register reg = {
-		.range = { .start = (unsigned long)addr, .len = len },
-		.mode = mode,
-	};
-
-	return ioctl(uffd, UFFDIO_REGISTER, &reg) ? -errno : 0;
-}
-
 static int uffd_protect(int uffd, void *addr, size_t len, bool wp)
 {
 	struct uffdio_writeprotect prot = {
@@ -88,7 +78,7 @@ static int async_uffd(void *addr, size_t len)
 
 	if (uffd < 0)
 		return uffd;
-	err = uffd_register(uffd, addr, len, UFFDIO_REGISTER_MODE_WP);
+	err = uffd_register(uffd, addr, len, false, true, false);
 	if (!err)
 		err = uffd_protect(uffd, addr, len, true);
 	if (err) {
@@ -104,16 +94,6 @@ static bool no_message(int uffd)
 	struct uffd_msg msg;
 
 	return read(uffd, &msg, sizeof(msg)) < 0 && errno == EAGAIN;
-}
-
-/* The /proc/self/pagemap entry of the page at @p. */
-static uint64_t pagemap_entry(void *p)
-{
-	uint64_t e = 0;
-
-	if (pread(pagemap_fd, &e, sizeof(e), (uintptr_t)p / page_size * sizeof(e)) != sizeof(e))
-		ksft_exit_fail_msg("pread pagemap: %s\n", strerror(errno));
-	return e;
 }
 
 /*
@@ -153,7 +133,7 @@ static bool written_exactly(char *p, size_t len, const bool *written)
 		}
 	}
 	for (i = 0; i < npages; i++) {
-		bool wp = pagemap_entry(p + i * page_size) & PM_UFFD_WP;
+		bool wp = pagemap_get_entry(pagemap_fd, p + i * page_size) & PM_UFFD_WP;
 
 		if (written[i]) {
 			seen--;
@@ -276,7 +256,7 @@ static void test_kind(enum kind kind)
 		return;
 	}
 	for (i = 0; i < npages; i++) {
-		if (!(pagemap_entry(p + i * page_size) & PM_UFFD_WP)) {
+		if (!(pagemap_get_entry(pagemap_fd, p + i * page_size) & PM_UFFD_WP)) {
 			ksft_print_msg("page %zu not protected\n", i);
 			ok = false;
 		}
@@ -331,10 +311,9 @@ static void test_register_any(void)
 	async = new_uffd(UFFD_FEATURE_WP_ASYNC);
 	if (sync < 0 || async < 0)
 		ksft_exit_fail_msg("userfaultfd: %s\n", strerror(-(sync < 0 ? sync : async)));
-	err_sync = uffd_register(sync, p, len, UFFDIO_REGISTER_MODE_WP);
-	err_missing = uffd_register(async, p, len,
-				    UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MISSING);
-	err_async = uffd_register(async, p, len, UFFDIO_REGISTER_MODE_WP);
+	err_sync = uffd_register(sync, p, len, false, true, false);
+	err_missing = uffd_register(async, p, len, true, true, false);
+	err_async = uffd_register(async, p, len, false, true, false);
 	close(sync);
 	close(async);
 	munmap(p, len);
@@ -574,7 +553,7 @@ static void test_side_by_side(void)
 	memset(a, 1, 2 * len);
 	async = async_uffd(a, len);
 	h.uffd = new_uffd(UFFD_FEATURE_PAGEFAULT_FLAG_WP);
-	if (async < 0 || h.uffd < 0 || uffd_register(h.uffd, b, len, UFFDIO_REGISTER_MODE_WP) ||
+	if (async < 0 || h.uffd < 0 || uffd_register(h.uffd, b, len, false, true, false) ||
 	    uffd_protect(h.uffd, b, len, true) || pipe(h.done)) {
 		ksft_test_result_fail("side by side: set up: %s\n", strerror(errno));
 		return;
@@ -592,7 +571,8 @@ static void test_side_by_side(void)
 	pthread_join(t, NULL);
 	ok &= no_message(async) && written_exactly(a, len, written);
 	for (i = 0; i < npages; i++)
-		if (pagemap_entry(b + i * page_size) & PM_UFFD_WP || b[i * page_size] != 2) {
+		if (pagemap_get_entry(pagemap_fd, b + i * page_size) & PM_UFFD_WP ||
+		    b[i * page_size] != 2) {
 			ksft_print_msg("synchronous page %zu left protected or unwritten\n", i);
 			ok = false;
 		}
@@ -633,7 +613,7 @@ static void test_sync(enum kind kind)
 		return;
 	}
 	h.uffd = new_uffd(UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
-	if (h.uffd < 0 || uffd_register(h.uffd, p, len, UFFDIO_REGISTER_MODE_WP) ||
+	if (h.uffd < 0 || uffd_register(h.uffd, p, len, false, true, false) ||
 	    uffd_protect(h.uffd, p, len, true) || pipe(h.done)) {
 		ksft_test_result_fail("sync %s: set up: %s\n", kind_name[kind], strerror(errno));
 		return;
@@ -672,7 +652,7 @@ static size_t stale(char *p, size_t len)
 	size_t n = 0;
 
 	for (size_t i = 0; i < len / page_size; i++)
-		n += !!(pagemap_entry(p + i * page_size) & PM_UFFD_WP);
+		n += !!(pagemap_get_entry(pagemap_fd, p + i * page_size) & PM_UFFD_WP);
 	return n;
 }
 

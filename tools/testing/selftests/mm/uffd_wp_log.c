@@ -37,9 +37,9 @@
 #include <unistd.h>
 
 #include "../kselftest.h"
+#include "vm_util.h"
 
 #define HPAGE_2M	(2UL << 20)
-#define PM_UFFD_WP	0x0200000000000000ULL	/* bit 57 of a pagemap entry */
 
 static int pagemap_fd;
 static size_t page_size;
@@ -128,15 +128,6 @@ static int log_uffd(void *addr, size_t len, __u64 entries, __u64 watermark)
 		return err;
 	}
 	return uffd;
-}
-
-static uint64_t pagemap_entry(void *p)
-{
-	uint64_t e = 0;
-
-	if (pread(pagemap_fd, &e, sizeof(e), (uintptr_t)p / page_size * sizeof(e)) != sizeof(e))
-		ksft_exit_fail_msg("pread pagemap: %s\n", strerror(errno));
-	return e;
 }
 
 static bool is_huge(char *p)
@@ -266,7 +257,7 @@ static void test_kind(enum kind kind)
 		}
 		ok &= log_is(uffd, want, n, unit, reprotect);
 		for (i = 0; i < n; i++) {
-			bool wp = pagemap_entry(want[i]) & PM_UFFD_WP;
+			bool wp = pagemap_get_entry(pagemap_fd, want[i]) & PM_UFFD_WP;
 
 			if (wp != reprotect) {
 				ksft_print_msg("round %d: page %zu uffd-wp %d\n", round, i, wp);
@@ -596,7 +587,7 @@ static void test_errors(void)
 /* Whether the page at @p is write-protected, as its pagemap entry says it should be. */
 static bool wp_is(char *p, bool want, const char *what)
 {
-	bool wp = pagemap_entry(p) & PM_UFFD_WP;
+	bool wp = pagemap_get_entry(pagemap_fd, p) & PM_UFFD_WP;
 
 	if (wp != want)
 		ksft_print_msg("%s page at %p: uffd-wp %d, want %d\n", what, p, wp, want);
