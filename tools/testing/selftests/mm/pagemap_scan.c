@@ -1344,7 +1344,7 @@ static void test_differential(void)
 	size_t pages = l.span / page_size;
 	int round, failed = 0, found = 0, errors = 0, protected = 0, rounds = 0;
 	int thp = 0, written_thp = 0;
-	bool was_rust = rust_impl(), has_thp, has_written_thp;
+	bool was_rust = rust_impl();
 
 	if (access(SWITCH, W_OK)) {
 		ksft_test_result_skip("differential: no %s (CONFIG_PAGEMAP_SCAN_RUST_SWITCH)\n",
@@ -1361,6 +1361,7 @@ static void test_differential(void)
 
 	for (round = 0; round < D_ROUNDS && failed < 5; round++) {
 		unsigned int seed = 0x5eed0000 + round;
+		bool has_thp = false, has_written_thp = false;
 
 		if (d_run(&l, seed, false, &res[0]) || d_run(&l, seed, true, &res[1])) {
 			ksft_print_msg("round %d: layout or switch failed: %s\n", round,
@@ -1377,7 +1378,6 @@ static void test_differential(void)
 		 * THPs, where the system gives any: some written, and still
 		 * there after a scan (which protects those it reports).
 		 */
-		has_thp = has_written_thp = false;
 		for (size_t i = 0; i < D_THP * HPAGE_2M / page_size; i++) {
 			unsigned long c = res[0].cats[(l.thp - l.base) / page_size + i];
 
