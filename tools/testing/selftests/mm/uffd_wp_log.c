@@ -110,17 +110,13 @@ static int log_uffd(void *addr, size_t len, __u64 entries, __u64 watermark)
 {
 	int uffd = new_uffd(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_LOG |
 			    UFFD_FEATURE_WP_HUGETLBFS_SHMEM, NULL);
-	struct uffdio_register reg = {
-		.range = { .start = (unsigned long)addr, .len = len },
-		.mode = UFFDIO_REGISTER_MODE_WP,
-	};
 	int err;
 
 	if (uffd < 0)
 		return uffd;
 	err = log_setup(uffd, entries, watermark, 0);
-	if (!err && ioctl(uffd, UFFDIO_REGISTER, &reg))
-		err = -errno;
+	if (!err)
+		err = uffd_register(uffd, addr, len, false, true, false);
 	if (!err)
 		err = uffd_protect(uffd, addr, len);
 	if (err) {
@@ -662,10 +658,6 @@ static void test_stale_hugetlb(void)
 	struct uffd_wp_log_entry got[4] = {};
 	__u64 lost = 0;
 	long count;
-	struct uffdio_register reg = {
-		.range = { .len = HPAGE_2M },
-		.mode = UFFDIO_REGISTER_MODE_WP,
-	};
 	int prot = PROT_READ | PROT_WRITE;
 	bool ok = true;
 	int uffd;
@@ -675,7 +667,6 @@ static void test_stale_hugetlb(void)
 				      strerror(errno));
 		return;
 	}
-	reg.range.start = (unsigned long)h;
 	/* Small pages where the hugetlb page will be. */
 	if (mmap(h, HPAGE_2M, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != h)
 		ksft_exit_fail_msg("map small pages: %s\n", strerror(errno));
@@ -695,7 +686,7 @@ static void test_stale_hugetlb(void)
 		return;
 	}
 	h[0] = 1;
-	if (ioctl(uffd, UFFDIO_REGISTER, &reg) || uffd_protect(uffd, h, HPAGE_2M))
+	if (uffd_register(uffd, h, HPAGE_2M, false, true, false) || uffd_protect(uffd, h, HPAGE_2M))
 		ksft_exit_fail_msg("register the hugetlb page: %s\n", strerror(errno));
 	h[0] = 2;
 	/* The stale entry first, then the hugetlb page's, both in one read. */
