@@ -1225,10 +1225,10 @@ static int d_build(struct d_layout *l, unsigned int seed)
 			madvise(l->checker + i * page_size, page_size, MADV_DONTNEED);
 	}
 	/*
-	 * A THP left alone stays huge and protected. A write to a protected THP
-	 * splits it in async mode, and the protection of an unpopulated one
-	 * leaves a page table of markers: a written THP has to be faulted in
-	 * anew where a THP was zapped.
+	 * A THP left alone stays as the protection left it: huge, or a page
+	 * table of markers where it was never populated. A write to a protected
+	 * THP splits it in async mode, and markers keep their page table: a
+	 * written THP is faulted in anew only where a THP was zapped.
 	 */
 	for (size_t i = 0; i < D_THP; i++) {
 		char *thp = l->thp + i * HPAGE_2M;
