@@ -32,8 +32,8 @@ use kernel::{
     impl_flags,
     mm::{
         pagewalk::{
-            Hole, HugePmd, HugetlbEntry, HugetlbPte, PageWalker, PmdEntry, PmdLock, PteTable,
-            VmaAction, WalkResult,
+            uffd::UffdWp, Hole, HugePmd, HugetlbEntry, HugetlbPte, PageWalker, PmdEntry, PmdLock,
+            PteTable, VmaAction, WalkResult,
         },
         pgtable::{Pmd, Pte},
         virt::{flags, VmaRef},
@@ -229,6 +229,18 @@ struct Region {
 }
 
 impl Region {
+    /// No region: empty, and it ends where no page starts, so no page extends it.
+    const NONE: Self = Self {
+        start: usize::MAX,
+        end: usize::MAX,
+        categories: Categories::empty(),
+    };
+
+    /// Returns whether this is no region: a region has at least one page.
+    fn is_none(&self) -> bool {
+        self.start == self.end
+    }
+
     fn to_raw(self) -> RawRegion {
         [self.start as u64, self.end as u64, self.categories.bits()]
     }
@@ -239,8 +251,9 @@ struct Output {
     /// The bounce buffer, allocated once: the regions that can no longer grow. Its capacity is
     /// at least `cap`; it is never filled in advance, like the C `kmalloc_array()` buffer.
     buf: KVec<RawRegion>,
-    /// The region that the next page extends if it follows it with the same categories.
-    cur: Option<Region>,
+    /// The region that the next page extends if it follows it with the same categories, or
+    /// [`Region::NONE`].
+    cur: Region,
     /// How many regions fit, counting `cur`, before the buffer has to be copied out.
     cap: usize,
     /// Where the next copy goes in the user's vector.
@@ -254,7 +267,7 @@ impl Output {
         let cap = vec_len.min(BOUNCE_REGIONS);
         Ok(Self {
             buf: KVec::with_capacity(cap, GFP_KERNEL)?,
-            cur: None,
+            cur: Region::NONE,
             cap,
             user: vec,
             room: vec_len,
@@ -268,50 +281,78 @@ impl Output {
     /// a few instructions each.
     #[inline(always)]
     fn push(&mut self, categories: Categories, start: usize, end: usize) -> bool {
-        let next = Region {
+        Self::push_to(
+            &mut self.cur,
+            &mut self.buf,
+            self.cap,
+            categories,
+            start,
+            end,
+        )
+    }
+
+    /// [`Output::push`] on the parts of an output: for a loop that keeps `cur` and `cap` in
+    /// locals ([`Scan::protect_written`]).
+    #[inline(always)]
+    fn push_to(
+        cur: &mut Region,
+        buf: &mut KVec<RawRegion>,
+        cap: usize,
+        categories: Categories,
+        start: usize,
+        end: usize,
+    ) -> bool {
+        if cur.end == start && cur.categories == categories {
+            cur.end = end;
+            return true;
+        }
+        if !cur.is_none() {
+            // `cur` moves to `buf` and the new region takes its place: both have to fit.
+            if buf.len() + 1 >= cap || buf.push_within_capacity(cur.to_raw()).is_err() {
+                return false;
+            }
+        } else if cap == 0 {
+            // After a copy that left no room, not even a first region fits.
+            return false;
+        }
+        *cur = Region {
             start,
             end,
             categories,
         };
-        match &mut self.cur {
-            Some(cur) if cur.end == start && cur.categories == categories => cur.end = end,
-            Some(cur) => {
-                // `cur` moves to `buf` and `next` takes its place: both have to fit.
-                if self.buf.len() + 1 >= self.cap
-                    || self.buf.push_within_capacity(cur.to_raw()).is_err()
-                {
-                    return false;
-                }
-                *cur = next;
-            }
-            // After a copy that left no room, not even a first region fits.
-            None if self.cap == 0 => return false,
-            None => self.cur = Some(next),
-        }
         true
     }
 
     /// Takes `addr..` back out of the last region, which it ends.
     fn back_out(&mut self, addr: usize) {
-        if let Some(cur) = &mut self.cur {
-            if cur.start == addr {
-                self.cur = None;
-            } else {
-                cur.end = addr;
-            }
+        let cur = &mut self.cur;
+        if cur.is_none() {
+            return;
         }
+        if cur.start == addr {
+            *cur = Region::NONE;
+        } else {
+            cur.end = addr;
+        }
+    }
+
+    /// Moves the open region, if any, to the buffer.
+    fn close_open(&mut self) -> Result {
+        let cur = core::mem::replace(&mut self.cur, Region::NONE);
+        if !cur.is_none() {
+            // `cur` counts towards `cap`, so it fits.
+            self.buf
+                .push_within_capacity(cur.to_raw())
+                .map_err(|_| ENOMEM)?;
+        }
+        Ok(())
     }
 
     /// Copies the regions to the user's vector; returns how many. The region being built goes
     /// too, unless `keep_open` (the scan goes on where it left off, and may extend it).
     fn flush(&mut self, keep_open: bool) -> Result<usize> {
         if !keep_open {
-            if let Some(cur) = self.cur.take() {
-                // `cur` counts towards `cap`, so it fits.
-                self.buf
-                    .push_within_capacity(cur.to_raw())
-                    .map_err(|_| ENOMEM)?;
-            }
+            self.close_open()?;
         }
         let n = self.buf.len();
         if n == 0 {
@@ -771,26 +812,6 @@ impl Scan {
         self.report_cut(categories, start, end)
     }
 
-    /// Reports the page at `addr`, of a page table, with `categories`, as [`Scan::report`] does;
-    /// breaks where a limit is reached.
-    ///
-    /// The report of one written page in a dirty-tracking scan, inline in the loop that protects
-    /// it: most calls extend a region or start the next, and take neither the limits' path nor
-    /// the checks the arithmetic of a range needs.
-    #[inline(always)]
-    fn report_page(&mut self, categories: Categories, addr: usize) -> ControlFlow<()> {
-        // `addr` is a page of a page table's range, which lies in a VMA: its end does not wrap.
-        let end = addr.wrapping_add(PAGE_SIZE);
-        if let Some(out) = &mut self.out {
-            let left = self.left;
-            if left != 0 && out.push(categories & self.args.ret, addr, end) {
-                self.left = left - 1;
-                return Continue(());
-            }
-        }
-        self.report_cut(categories, addr, end).walk()
-    }
-
     /// [`Scan::report`] where a limit is reached: reports the pages of `start..end` that fit.
     #[inline(never)]
     fn report_cut(&mut self, categories: Categories, start: usize, end: usize) -> Reported {
@@ -887,11 +908,9 @@ impl Scan {
         let write_protects = self.write_protects();
         if write_protects {
             // The right to protect is asked for once for the table, not for each entry; an entry
-            // is protected once it is reported. The report is inline in this loop, the one of a
-            // dirty-tracking round, and not in the loop below: inline in both, it made this one
-            // slower (measured).
+            // is protected once it is reported.
             let mut wp = ptes.uffd_wp().ok_or(EINVAL)?;
-            return Ok(wp.protect_each(0, is_written, |addr| self.report_page(written, addr)));
+            return self.protect_written(&mut wp, is_written);
         }
         let mut report = |addr| {
             if self.report(written, addr, addr + PAGE_SIZE).full {
@@ -906,6 +925,57 @@ impl Scan {
                 return Ok(Break(()));
             }
             from = index + 1;
+        }
+        Ok(Continue(()))
+    }
+
+    /// Reports and write-protects the entries of a table that `is_written` picks: the loop of a
+    /// dirty-tracking round, with [`Scan::report`] of each page inline in it.
+    ///
+    /// The open region, the room for regions and the limit of pages are kept in locals for the
+    /// table and written back once, so that they stay in registers in the loop: through `self`,
+    /// each page stored and reloaded them. The masks of the scan are `Written` alone (see
+    /// [`VmaState::written_only`]), so every page is reported with `Written`; an open region with
+    /// other categories, which no page here can extend, is closed first, and then the one kept
+    /// open has `Written` too, which saves comparing the categories in the loop.
+    #[inline(always)]
+    fn protect_written(
+        &mut self,
+        wp: &mut UffdWp<'_, PteTable<'_>>,
+        is_written: impl FnMut(Pte) -> bool,
+    ) -> WalkResult {
+        let written = Categories::from(Written);
+        let Some(out) = &mut self.out else {
+            // Not reached: without an output vector `scan_ptes()` protects without reporting.
+            return Ok(Continue(()));
+        };
+        let mut cur = out.cur;
+        if cur.categories != written {
+            out.close_open()?;
+            cur = Region {
+                categories: written,
+                ..Region::NONE
+            };
+        }
+        let (buf, cap) = (&mut out.buf, out.cap);
+        let mut left = self.left;
+        let mut cut = 0;
+        let walk = wp.protect_each(0, is_written, |addr| {
+            // `addr` is a page of a page table's range, which lies in a VMA: its end does not
+            // wrap.
+            let end = addr.wrapping_add(PAGE_SIZE);
+            if left != 0 && Output::push_to(&mut cur, buf, cap, written, addr, end) {
+                left -= 1;
+                return Continue(());
+            }
+            cut = addr;
+            Break(())
+        });
+        out.cur = cur;
+        self.left = left;
+        if walk.is_break() {
+            // A limit is reached at `cut`: the limits' path, out of line, as for any report.
+            return Ok(self.report_cut(written, cut, cut + PAGE_SIZE).walk());
         }
         Ok(Continue(()))
     }

@@ -99,8 +99,28 @@ impl Pte {
     /// write-protected in a `VM_UFFD_WP` area and read-write-protected in a `VM_UFFD_RWP` one.
     /// For a non-present entry it is the same bit on a swap or migration entry, or a
     /// userfaultfd write-protect marker (`pte_swp_uffd_any()`). None entries are never protected.
+    ///
+    /// On x86-64 an entry with both `_PAGE_PRESENT` and `_PAGE_UFFD` set is present
+    /// (`pte_present()` is either of `_PAGE_PRESENT` and `_PAGE_PROTNONE`) and protected
+    /// (`pte_uffd()` is `_PAGE_UFFD`): one test of the two bits answers for the entry that a
+    /// loop looking for unprotected entries sees most, instead of a test for each helper. Every
+    /// other entry is asked the helpers.
     #[inline]
     pub fn is_uffd(self) -> bool {
+        #[cfg(all(CONFIG_X86_64, CONFIG_HAVE_ARCH_USERFAULTFD_WP))]
+        {
+            const BOTH: bindings::pteval_t =
+                (1 << bindings::_PAGE_BIT_PRESENT) | (1 << bindings::_PAGE_BIT_UFFD);
+            if self.0.pte & BOTH == BOTH {
+                return true;
+            }
+        }
+        self.is_uffd_by_helpers()
+    }
+
+    /// [`Pte::is_uffd`], asking the helpers whatever the entry.
+    #[inline]
+    pub(crate) fn is_uffd_by_helpers(self) -> bool {
         if self.is_present() {
             // SAFETY: Pure function of the value.
             unsafe { bindings::pte_uffd(self.0) != 0 }

@@ -220,6 +220,31 @@ mod walk {
         Ok(())
     }
 
+    /// [`Pte::is_uffd`] answers as the helpers do for every combination of the bits its one-test
+    /// path on x86-64 looks at (present, protected) and of bits next to them that it must not
+    /// (`_PAGE_PROTNONE`, writable, accessed, dirty, soft-dirty, a bit of a swap entry's type),
+    /// present or not.
+    #[cfg(all(CONFIG_X86_64, CONFIG_HAVE_ARCH_USERFAULTFD_WP))]
+    #[test]
+    fn tells_a_protected_entry_as_the_helpers_do() {
+        const BITS: [u32; 9] = [0, 1, 5, 6, 8, 9, 10, 11, 58];
+        let mut protected = 0;
+        for n in 0..1u32 << BITS.len() {
+            let raw = BITS
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| n & (1 << i) != 0)
+                .fold(0x1234 << 12, |raw: bindings::pteval_t, (_, bit)| {
+                    raw | 1 << bit
+                });
+            let pte = Pte::from_raw(bindings::pte_t { pte: raw });
+            assert_eq!(pte.is_uffd(), pte.is_uffd_by_helpers(), "{raw:#x}");
+            protected += usize::from(pte.is_uffd());
+        }
+        // The uffd bit alone does not make an entry protected: not a vacuous comparison.
+        assert!(protected > 0 && protected < 1 << BITS.len());
+    }
+
     #[test]
     fn reports_holes_inside_and_outside_vmas() -> Result {
         let addr = vm_mmap(4 * PAGE_SIZE, prot::READ | prot::WRITE)?;
