@@ -238,7 +238,7 @@ mod walk {
                     raw | 1 << bit
                 });
             let pte = Pte::from_raw(bindings::pte_t { pte: raw });
-            assert_eq!(pte.is_uffd(), pte.is_uffd_by_helpers(), "{raw:#x}");
+            assert_eq!(pte.is_uffd(), pte.is_uffd_by_helpers());
             protected += usize::from(pte.is_uffd());
         }
         // The uffd bit alone does not make an entry protected: not a vacuous comparison.
