@@ -898,7 +898,7 @@ impl Scan {
         let unprotected_written = self.vma.unprotected_category(&Bare::UNPROTECTED) == written;
         // A none entry has no uffd bit. Protected entries are the most, so ask that first.
         let is_written = move |pte: Pte| {
-            !pte.is_uffd()
+            !pte.is_uffd_present_first()
                 && if pte.is_none() {
                     none_written
                 } else {

@@ -220,13 +220,13 @@ mod walk {
         Ok(())
     }
 
-    /// [`Pte::is_uffd`] answers as the helpers do for every combination of the bits its one-test
+    /// [`Pte::is_uffd_present_first`] answers as [`Pte::is_uffd`] for every combination of the bits its one-test
     /// path on x86-64 looks at (present, protected) and of bits next to them that it must not
     /// (`_PAGE_PROTNONE`, writable, accessed, dirty, soft-dirty, a bit of a swap entry's type),
     /// present or not.
     #[cfg(all(CONFIG_X86_64, CONFIG_HAVE_ARCH_USERFAULTFD_WP))]
     #[test]
-    fn tells_a_protected_entry_as_the_helpers_do() {
+    fn tells_a_protected_entry_present_first_as_is_uffd() {
         const BITS: [u32; 9] = [0, 1, 5, 6, 8, 9, 10, 11, 58];
         let mut protected = 0;
         for n in 0..1u32 << BITS.len() {
@@ -238,7 +238,7 @@ mod walk {
                     raw | 1 << bit
                 });
             let pte = Pte::from_raw(bindings::pte_t { pte: raw });
-            assert_eq!(pte.is_uffd(), pte.is_uffd_by_helpers());
+            assert_eq!(pte.is_uffd_present_first(), pte.is_uffd());
             protected += usize::from(pte.is_uffd());
         }
         // The uffd bit alone does not make an entry protected: not a vacuous comparison.

@@ -218,7 +218,12 @@ impl UffdWp<'_, PteTable<'_>> {
         if from > to || to > self.len() {
             return Err(EINVAL);
         }
-        let _ = self.protect_picked(from, to, |pte| !pte.is_uffd(), |_| Continue(()));
+        let _ = self.protect_picked(
+            from,
+            to,
+            |pte| !pte.is_uffd_present_first(),
+            |_| Continue(()),
+        );
         Ok(())
     }
 
