@@ -251,8 +251,8 @@ struct Output {
     /// The bounce buffer, allocated once: the regions that can no longer grow. Its capacity is
     /// at least `cap`; it is never filled in advance, like the C `kmalloc_array()` buffer.
     buf: KVec<RawRegion>,
-    /// The region that the next page extends if it follows it with the same categories, or
-    /// [`Region::NONE`].
+    /// The region that the next page extends if it follows it with the same categories, or an
+    /// empty one ([`Region::is_none`]).
     cur: Region,
     /// How many regions fit, counting `cur`, before the buffer has to be copied out.
     cap: usize,
@@ -311,8 +311,9 @@ impl Output {
             if buf.len() + 1 >= cap || buf.push_within_capacity(cur.to_raw()).is_err() {
                 return false;
             }
-        } else if cap == 0 {
-            // After a copy that left no room, not even a first region fits.
+        } else if buf.len() >= cap {
+            // No region open, and none fits: after a copy that left no room, or after
+            // `close_open()` filled the buffer.
             return false;
         }
         *cur = Region {
@@ -932,12 +933,13 @@ impl Scan {
     /// Reports and write-protects the entries of a table that `is_written` picks: the loop of a
     /// dirty-tracking round, with [`Scan::report`] of each page inline in it.
     ///
-    /// The open region, the room for regions and the limit of pages are kept in locals for the
-    /// table and written back once, so that they stay in registers in the loop: through `self`,
-    /// each page stored and reloaded them. The masks of the scan are `Written` alone (see
-    /// [`VmaState::written_only`]), so every page is reported with `Written`; an open region with
-    /// other categories, which no page here can extend, is closed first, and then the one kept
-    /// open has `Written` too, which saves comparing the categories in the loop.
+    /// The open region and the limit of pages are kept in locals for the table (and `cap`, which
+    /// does not change) and written back once, so that they stay in registers in the loop:
+    /// through `self`, each page stored and reloaded them. The masks of the scan are `Written`
+    /// alone (see [`VmaState::written_only`]), so every page is reported with `Written`, and so
+    /// is every region of such a scan. The compiler does not know that: an open region with
+    /// other categories, which no page here could extend, is closed first, and an empty one gets
+    /// `Written`, so that the open region's categories are known in the loop and not compared.
     #[inline(always)]
     fn protect_written(
         &mut self,
@@ -946,8 +948,9 @@ impl Scan {
     ) -> WalkResult {
         let written = Categories::from(Written);
         let Some(out) = &mut self.out else {
-            // Not reached: without an output vector `scan_ptes()` protects without reporting.
-            return Ok(Continue(()));
+            // Not reached (`scan_ptes()` protects without reporting when there is no output
+            // vector), but that is what is right here too.
+            return Ok(wp.protect_each(0, is_written, |_| Continue(())));
         };
         let mut cur = out.cur;
         if cur.categories != written {

@@ -117,10 +117,12 @@ impl Pte {
     /// (`pte_present()` is either of `_PAGE_PRESENT` and `_PAGE_PROTNONE`) and protected
     /// (`pte_uffd()` is `_PAGE_UFFD`): one test of the two bits answers for it, instead of a
     /// test for each helper. Every other entry is asked the helpers, after that test; a loop
-    /// over entries of all kinds is better off with [`Pte::is_uffd`], which computes its answer
-    /// without a branch.
+    /// over entries of all kinds is better off with [`Pte::is_uffd`], which compiles to code
+    /// without a branch there.
     #[inline]
     pub fn is_uffd_present_first(self) -> bool {
+        // `_PAGE_UFFD` is a bit only with `CONFIG_HAVE_ARCH_USERFAULTFD_WP` (0 otherwise, and on
+        // UML, which has `CONFIG_X86_64` too but not that).
         #[cfg(all(CONFIG_X86_64, CONFIG_HAVE_ARCH_USERFAULTFD_WP))]
         {
             const BOTH: bindings::pteval_t =

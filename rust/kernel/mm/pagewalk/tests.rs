@@ -220,15 +220,15 @@ mod walk {
         Ok(())
     }
 
-    /// [`Pte::is_uffd_present_first`] answers as [`Pte::is_uffd`] for every combination of the bits its one-test
-    /// path on x86-64 looks at (present, protected) and of bits next to them that it must not
-    /// (`_PAGE_PROTNONE`, writable, accessed, dirty, soft-dirty, a bit of a swap entry's type),
-    /// present or not.
+    /// [`Pte::is_uffd_present_first`] answers as [`Pte::is_uffd`] for every combination of the
+    /// bits its one test on x86-64 looks at (`_PAGE_PRESENT`, `_PAGE_UFFD`) and of bits next to
+    /// them that it must not (`_PAGE_PROTNONE`, the uffd bit of a swap entry, writable, accessed,
+    /// dirty, soft-dirty, a bit of a swap entry's type), present or not, and for a uffd-wp marker.
     #[cfg(all(CONFIG_X86_64, CONFIG_HAVE_ARCH_USERFAULTFD_WP))]
     #[test]
     fn tells_a_protected_entry_present_first_as_is_uffd() {
-        const BITS: [u32; 9] = [0, 1, 5, 6, 8, 9, 10, 11, 58];
-        let mut protected = 0;
+        const BITS: [u32; 10] = [0, 1, 2, 5, 6, 8, 9, 10, 11, 59];
+        let (mut present, mut not_present) = (0, 0);
         for n in 0..1u32 << BITS.len() {
             let raw = BITS
                 .iter()
@@ -239,10 +239,20 @@ mod walk {
                 });
             let pte = Pte::from_raw(bindings::pte_t { pte: raw });
             assert_eq!(pte.is_uffd_present_first(), pte.is_uffd());
-            protected += usize::from(pte.is_uffd());
+            if pte.is_uffd() {
+                *if pte.is_present() {
+                    &mut present
+                } else {
+                    &mut not_present
+                } += 1;
+            }
         }
-        // The uffd bit alone does not make an entry protected: not a vacuous comparison.
-        assert!(protected > 0 && protected < 1 << BITS.len());
+        // Protected entries of both kinds were compared, and not every entry is protected.
+        assert!(present > 0 && not_present > 0 && present + not_present < 1 << BITS.len());
+        // SAFETY: Pure function of the value.
+        let marker = unsafe { bindings::make_pte_marker(bindings::PTE_MARKER_UFFD_WP) };
+        let marker = Pte::from_raw(marker);
+        assert!(marker.is_uffd() && marker.is_uffd_present_first());
     }
 
     #[test]
