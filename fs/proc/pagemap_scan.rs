@@ -308,7 +308,9 @@ impl Output {
         }
         if !cur.is_none() {
             // `cur` moves to `buf` and the new region takes its place: both have to fit.
-            if buf.len() + 1 >= cap || buf.push_within_capacity(cur.to_raw()).is_err() {
+            // `buf.len() + 1 >= cap`, without an overflow check.
+            if buf.len() >= cap.saturating_sub(1) || buf.push_within_capacity(cur.to_raw()).is_err()
+            {
                 return false;
             }
         } else if buf.len() >= cap {
@@ -897,22 +899,25 @@ impl Scan {
         // bit (the VMA's categories and a populated entry's are not wanted): ask the rule once.
         let none_written = self.vma.unprotected_category(&Bare::NONE) == written;
         let unprotected_written = self.vma.unprotected_category(&Bare::UNPROTECTED) == written;
-        // A none entry has no uffd bit. Protected entries are the most, so ask that first.
-        let is_written = move |pte: Pte| {
-            !pte.is_uffd_present_first()
-                && if pte.is_none() {
-                    none_written
-                } else {
-                    unprotected_written
-                }
+        // Of an entry that is not protected (a none entry never is). Present entries are the
+        // most, and the test for protection asked it already.
+        let written_unless_protected = move |pte: Pte| {
+            if pte.is_present() || !pte.is_none() {
+                unprotected_written
+            } else {
+                none_written
+            }
         };
         let write_protects = self.write_protects();
         if write_protects {
             // The right to protect is asked for once for the table, not for each entry; an entry
-            // is protected once it is reported.
+            // is protected once it is reported. Protected entries are left out before asking.
             let mut wp = ptes.uffd_wp().ok_or(EINVAL)?;
-            return self.protect_written(&mut wp, is_written);
+            return self.protect_written(&mut wp, written_unless_protected);
         }
+        // Protected entries are the most, so ask that first.
+        let is_written =
+            move |pte: Pte| !pte.is_uffd_present_first() && written_unless_protected(pte);
         let mut report = |addr| {
             if self.report(written, addr, addr + PAGE_SIZE).full {
                 Break(())
@@ -930,7 +935,8 @@ impl Scan {
         Ok(Continue(()))
     }
 
-    /// Reports and write-protects the entries of a table that `is_written` picks: the loop of a
+    /// Reports and write-protects the entries of a table that are not protected and that
+    /// `written_unless_protected` picks (it is asked only about those): the loop of a
     /// dirty-tracking round, with [`Scan::report`] of each page inline in it.
     ///
     /// The open region and the limit of pages are kept in locals for the table (and `cap`, which
@@ -944,13 +950,13 @@ impl Scan {
     fn protect_written(
         &mut self,
         wp: &mut UffdWp<'_, PteTable<'_>>,
-        is_written: impl FnMut(Pte) -> bool,
+        written_unless_protected: impl FnMut(Pte) -> bool,
     ) -> WalkResult {
         let written = Categories::from(Written);
         let Some(out) = &mut self.out else {
             // Not reached (`scan_ptes()` protects without reporting when there is no output
             // vector), but that is what is right here too.
-            return Ok(wp.protect_each(0, is_written, |_| Continue(())));
+            return Ok(wp.protect_each(0, written_unless_protected, |_| Continue(())));
         };
         let mut cur = out.cur;
         if cur.categories != written {
@@ -963,7 +969,7 @@ impl Scan {
         let (buf, cap) = (&mut out.buf, out.cap);
         let mut left = self.left;
         let mut cut = 0;
-        let walk = wp.protect_each(0, is_written, |addr| {
+        let walk = wp.protect_each(0, written_unless_protected, |addr| {
             // `addr` is a page of a page table's range, which lies in a VMA: its end does not
             // wrap.
             let end = addr.wrapping_add(PAGE_SIZE);

@@ -237,6 +237,24 @@ static int setup_uffd(struct area *a, size_t len)
 	return 0;
 }
 
+/*
+ * One populated page per 2M, protected; the rest of each page table uffd-wp
+ * markers (UFFD_FEATURE_WP_UNPOPULATED), as a first protection leaves them.
+ */
+static int setup_uffd_sparse(struct area *a, size_t len)
+{
+	a->mem = map_anon(len, MAP_NORESERVE);
+	if (!a->mem)
+		return -1;
+	madvise(a->mem, len, MADV_NOHUGEPAGE);
+	for (size_t off = 0; off < len; off += HPAGE)
+		a->mem[off] = 1;
+	if (uffd_wp_async(a))
+		return -1;
+	scan_all(a, PM_SCAN_WP_MATCHING, 0, 0, 0, 0, false);
+	return 0;
+}
+
 static int setup_hugetlb(struct area *a, size_t len)
 {
 	char n[32];
@@ -352,6 +370,8 @@ static const struct scenario scenarios[] = {
 	  .setup = setup_uffd, .scan = scan_written_wp },
 	{ .name = "wp-reset", .what = "vec == NULL exclusive WP, 1/8 of the pages written",
 	  .setup = setup_uffd, .prepare = write_eighth, .scan = scan_wp_reset },
+	{ .name = "wp-sparse", .what = "WRITTEN + WP_MATCHING, one page per 2M, markers around it",
+	  .setup = setup_uffd_sparse, .scan = scan_written_wp },
 	{ .name = "criu", .what = "CRIU-style scan: not PFNZERO|FILE, PRESENT|SWAPPED",
 	  .setup = setup_anon, .scan = scan_criu, .pagemap = pagemap_present },
 	{ .name = "thp", .what = "dense PRESENT scan, THP-backed memory",

@@ -134,6 +134,46 @@ impl Pte {
         self.is_uffd()
     }
 
+    /// Returns `true` if both entries are protected by userfaultfd, as far as one or two
+    /// comparisons tell: where both are present and protected on x86-64, with `_PAGE_PRESENT`
+    /// and `_PAGE_UFFD` set in each (see [`Pte::is_uffd_present_first`]), or where both are the
+    /// uffd-wp marker that protects a none entry. `false` says nothing: ask each entry.
+    ///
+    /// A loop in which most entries are protected skips them two by two with it.
+    #[inline]
+    pub fn both_known_uffd(a: Self, b: Self) -> bool {
+        #[cfg(all(CONFIG_X86_64, CONFIG_HAVE_ARCH_USERFAULTFD_WP))]
+        {
+            const BOTH: bindings::pteval_t =
+                (1 << bindings::_PAGE_BIT_PRESENT) | (1 << bindings::_PAGE_BIT_UFFD);
+            if a.0.pte & b.0.pte & BOTH == BOTH {
+                return true;
+            }
+        }
+        a.0.pte == b.0.pte && a.is_uffd_wp_marker_value()
+    }
+
+    /// Returns whether the entry is, bit for bit, the uffd-wp marker that protects a none entry
+    /// (`make_pte_marker(PTE_MARKER_UFFD_WP)`) where markers are supported: then it is
+    /// protected. With `CONFIG_RUST_INLINE_HELPERS` the marker is a constant and this is one
+    /// comparison; without, it is `false`, which says nothing (it would be two calls).
+    #[inline]
+    fn is_uffd_wp_marker_value(self) -> bool {
+        #[cfg(CONFIG_RUST_INLINE_HELPERS)]
+        {
+            // SAFETY: Pure functions, of the value and of the configuration.
+            unsafe {
+                self.0.pte == bindings::make_pte_marker(bindings::PTE_MARKER_UFFD_WP).pte
+                    && bindings::uffd_supports_wp_marker()
+            }
+        }
+        #[cfg(not(CONFIG_RUST_INLINE_HELPERS))]
+        {
+            let _ = self;
+            false
+        }
+    }
+
     /// Returns the page frame number a present entry maps.
     #[inline]
     pub fn pfn(self) -> Option<usize> {

@@ -255,6 +255,69 @@ mod walk {
         assert!(marker.is_uffd() && marker.is_uffd_present_first());
     }
 
+    /// [`Pte::both_known_uffd`] is `true` only for two present protected entries, and for
+    /// two of them at least, over pairs of the combinations of bits of
+    /// `tells_a_protected_entry_present_first_as_is_uffd` (none of which is a marker).
+    #[cfg(all(CONFIG_X86_64, CONFIG_HAVE_ARCH_USERFAULTFD_WP))]
+    #[test]
+    fn tells_two_protected_entries_with_one_test() {
+        const BITS: [u32; 10] = [0, 1, 2, 5, 6, 8, 9, 10, 11, 59];
+        let pte = |n: u32| {
+            let raw = BITS
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| n & (1 << i) != 0)
+                .fold(0x1234 << 12, |raw: bindings::pteval_t, (_, bit)| {
+                    raw | 1 << bit
+                });
+            Pte::from_raw(bindings::pte_t { pte: raw })
+        };
+        let protected_present = |pte: Pte| pte.is_present() && pte.is_uffd();
+        let mut both = 0;
+        for n in 0..1u32 << BITS.len() {
+            // Every entry against a spread of others (a full square takes too long under TCG).
+            for m in (n % 7..1u32 << BITS.len()).step_by(7) {
+                let (a, b) = (pte(n), pte(m));
+                if Pte::both_known_uffd(a, b) {
+                    assert!(protected_present(a) && protected_present(b));
+                    both += 1;
+                }
+            }
+        }
+        assert!(both > 0);
+        // Each entry that one test tells, with itself.
+        for n in 0..1u32 << BITS.len() {
+            let a = pte(n);
+            let bits = (1 << bindings::_PAGE_BIT_PRESENT) | (1 << bindings::_PAGE_BIT_UFFD);
+            assert_eq!(Pte::both_known_uffd(a, a), a.as_raw().pte & bits == bits);
+        }
+    }
+
+    /// [`Pte::both_known_uffd`] tells two uffd-wp markers with a comparison where the marker is
+    /// a constant (`CONFIG_RUST_INLINE_HELPERS`), and nothing else next to a marker: not a none
+    /// entry, not a marker with any bit changed, unless both entries are protected.
+    #[test]
+    fn tells_two_markers_with_one_comparison() {
+        // SAFETY: Pure function of the value.
+        let marker = unsafe { bindings::make_pte_marker(bindings::PTE_MARKER_UFFD_WP) };
+        let (marker, none) = (
+            Pte::from_raw(marker),
+            Pte::from_raw(bindings::pte_t { pte: 0 }),
+        );
+        assert_eq!(
+            Pte::both_known_uffd(marker, marker),
+            cfg!(CONFIG_RUST_INLINE_HELPERS) && marker.is_uffd()
+        );
+        let sound = |a: Pte, b: Pte| !Pte::both_known_uffd(a, b) || (a.is_uffd() && b.is_uffd());
+        assert!(sound(marker, none) && sound(none, marker) && !Pte::both_known_uffd(none, none));
+        for bit in 0..bindings::pteval_t::BITS {
+            let other = Pte::from_raw(bindings::pte_t {
+                pte: marker.as_raw().pte ^ 1 << bit,
+            });
+            assert!(sound(marker, other) && sound(other, marker) && sound(other, other));
+        }
+    }
+
     #[test]
     fn reports_holes_inside_and_outside_vmas() -> Result {
         let addr = vm_mmap(4 * PAGE_SIZE, prot::READ | prot::WRITE)?;

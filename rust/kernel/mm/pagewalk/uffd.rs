@@ -218,21 +218,17 @@ impl UffdWp<'_, PteTable<'_>> {
         if from > to || to > self.len() {
             return Err(EINVAL);
         }
-        let _ = self.protect_picked(
-            from,
-            to,
-            |pte| !pte.is_uffd_present_first(),
-            |_| Continue(()),
-        );
+        let _ = self.protect_picked(from, to, |_| true, |_| Continue(()));
         Ok(())
     }
 
-    /// Goes through the entries from index `from` on and protects each one that `select` picks,
-    /// as [`UffdWp::protect`] does, once `take` has agreed; stops with `Break` where `take`
-    /// breaks, before that entry is protected.
+    /// Goes through the entries from index `from` on and protects each one that is not protected
+    /// yet and that `select` picks, as [`UffdWp::protect`] does, once `take` has agreed; stops
+    /// with `Break` where `take` breaks, before that entry is protected.
     ///
-    /// `select` gets the value of each entry, `take` the address of each entry picked. This is
-    /// the loop of a scan that reports what it protects: one pass, each entry read once.
+    /// `select` gets the value of each entry that is not protected (protecting one that is
+    /// changes nothing), `take` the address of each entry picked. This is the loop of a scan that
+    /// reports what it protects: one pass, each entry read once.
     #[inline]
     pub fn protect_each(
         &mut self,
@@ -266,11 +262,13 @@ impl UffdWp<'_, PteTable<'_>> {
         Continue(())
     }
 
-    /// Returns the first entry of `from..end` that `select` picks, with its index; `end` is
-    /// at most `len()`.
+    /// Returns the first entry of `from..end` that is not protected and that `select` picks,
+    /// with its index; `end` is at most `len()`.
     ///
-    /// Most entries are not picked: they are looked at eight per round, so that the bound check
-    /// and the branch back are paid once per eight entries.
+    /// Most entries are protected already: they are looked at eight per round, so that the bound
+    /// check and the branch back are paid once per eight entries, and two at a time, so that two
+    /// protected entries that a comparison or two can tell ([`Pte::both_known_uffd`]: present
+    /// ones on x86-64, uffd-wp markers) are skipped together.
     #[inline(always)]
     fn pick(
         &self,
@@ -279,20 +277,27 @@ impl UffdWp<'_, PteTable<'_>> {
         select: &mut impl FnMut(Pte) -> bool,
     ) -> Option<(usize, Pte)> {
         const GROUP: usize = 8;
+        let mut picks = |pte: Pte| !pte.is_uffd_present_first() && select(pte);
         let mut index = from;
-        // Looks at the entries `index + k` for the given `k`, each read just before it is looked
-        // at; the round below gives each `k < GROUP` once. `index + GROUP <= end`: the additions
+        // Looks at the entries `index + k` and `index + k + 1` for the given `k`, each read just
+        // before they are looked at; the round below gives each even `k < GROUP` once. `index + GROUP <= end`: the additions
         // cannot wrap (and the checks for it would cost one per entry).
         macro_rules! look_at {
             ($($k:literal)*) => {
-                const { assert!([$($k),*].len() == GROUP) };
+                const { assert!([$($k),*].len() * 2 == GROUP) };
                 $(
-                    const { assert!($k < GROUP) };
+                    const { assert!($k % 2 == 0 && $k < GROUP) };
                     let i = index.wrapping_add($k);
-                    // SAFETY: `i < index + GROUP <= end <= len()`.
-                    let pte = unsafe { self.0.entry(i) };
-                    if select(pte) {
-                        return Some((i, pte));
+                    let j = i.wrapping_add(1);
+                    // SAFETY: `i < j < index + GROUP <= end <= len()`.
+                    let (a, b) = unsafe { (self.0.entry(i), self.0.entry(j)) };
+                    if !Pte::both_known_uffd(a, b) {
+                        if picks(a) {
+                            return Some((i, a));
+                        }
+                        if picks(b) {
+                            return Some((j, b));
+                        }
                     }
                 )*
             };
@@ -300,14 +305,14 @@ impl UffdWp<'_, PteTable<'_>> {
         // The last index from which a group fits before `end`, if any.
         if let Some(last) = end.checked_sub(GROUP) {
             while index <= last {
-                look_at!(0 1 2 3 4 5 6 7);
+                look_at!(0 2 4 6);
                 index = index.wrapping_add(GROUP);
             }
         }
         while index < end {
             // SAFETY: `index < end <= len()`.
             let pte = unsafe { self.0.entry(index) };
-            if select(pte) {
+            if picks(pte) {
                 return Some((index, pte));
             }
             index += 1;
