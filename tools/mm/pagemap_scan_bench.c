@@ -24,11 +24,13 @@
  * rest of the process: a thread maps and unmaps one page every 50 us, which
  * takes the mmap lock for writing, while WRITTEN + WP_MATCHING polls of clean
  * uffd-wp memory (nothing reported: one walk per call) scan 16 GiB with one
- * page per 2M, and 1 GiB of populated pages. It reports the median and the
- * worst time of the thread's mmap()+munmap() during the scans, and the scan's
- * cost per page with the thread in the same process (it waits for the scan's
- * lock) and in another process (same CPU load, no lock shared): their ratio
- * is what giving the lock up costs the scan.
+ * page per 2M, and 1 GiB of populated pages 16 times a round (a round scans
+ * 16 GiB in both, so that the thread tries the lock as often in each). It
+ * reports the median and the worst time of the thread's mmap()+munmap()
+ * during the scans, and the scan's cost per page with the thread in the same
+ * process (it waits for the scan's lock) and in another process (same CPU
+ * load, no lock shared): their ratio is what giving the lock up costs the
+ * scan.
  *
  * The wp-log scenario (-o wp-log, or all; with UFFD_FEATURE_WP_LOG) measures one
  * dirty-tracking round over 1 GiB of uffd-wp memory with 0, 64, 4096 and
@@ -554,7 +556,7 @@ static int setup_lock_wait(struct area *a, size_t len, size_t stride)
 	return 0;
 }
 
-static void run_lock_wait(const char *layout, size_t len, size_t stride,
+static void run_lock_wait(const char *layout, size_t len, size_t stride, int repeat,
 			  struct mapper *other, struct mapper *same)
 {
 	struct area a = { .uffd = -1 };
@@ -578,8 +580,9 @@ static void run_lock_wait(const char *layout, size_t len, size_t stride,
 			for (int r = 0; r < rounds; r++) {
 				uint64_t t = now_ns();
 
-				if (scan_written_wp(&a))
-					die("lock-wait: a clean scan found written pages");
+				for (int i = 0; i < repeat; i++)
+					if (scan_written_wp(&a))
+						die("lock-wait: a clean scan found written pages");
 				ns[r] = now_ns() - t;
 			}
 			__atomic_store_n(&m->run, 0, __ATOMIC_RELEASE);
@@ -588,7 +591,7 @@ static void run_lock_wait(const char *layout, size_t len, size_t stride,
 			n = __atomic_load_n(&m->ops, __ATOMIC_ACQUIRE);
 			ops[k] = n;
 			n = n < MAPPER_SAMPLES ? n : MAPPER_SAMPLES;
-			cost[k] = summarize(ns, rounds, a.pages);
+			cost[k] = summarize(ns, rounds, a.pages * repeat);
 			wait[k] = summarize(m->wait, n, 1);
 		}
 		printf("lock-wait %-7s %6zu MiB %-4s  %7.2f  %7.2f  %5.3f", layout, len >> 20,
@@ -808,8 +811,8 @@ static void lock_wait(bool quick)
 	printf("%-17s %10s %-4s  %7s  %7s  %5s  %9s %11s  %9s %11s  %5s\n", "scenario", "size",
 	       "impl", "scan", "scan", "ratio", "wait med", "wait worst", "wait med",
 	       "wait worst", "ops");
-	run_lock_wait("sparse", quick ? 256UL << 20 : 16UL << 30, HPAGE, &m[0], &m[1]);
-	run_lock_wait("dense", quick ? 16UL << 20 : 1UL << 30, page_size, &m[0], &m[1]);
+	run_lock_wait("sparse", quick ? 256UL << 20 : 16UL << 30, HPAGE, 1, &m[0], &m[1]);
+	run_lock_wait("dense", quick ? 16UL << 20 : 1UL << 30, page_size, 16, &m[0], &m[1]);
 
 	__atomic_store_n(&m[0].quit, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&m[1].quit, 1, __ATOMIC_RELEASE);
