@@ -280,8 +280,9 @@ impl UffdWp<'_, PteTable<'_>> {
         let mut picks = |pte: Pte| !pte.is_uffd_present_first() && select(pte);
         let mut index = from;
         // Looks at the entries `index + k` and `index + k + 1` for the given `k`, each read just
-        // before they are looked at; the round below gives each even `k < GROUP` once. `index + GROUP <= end`: the additions
-        // cannot wrap (and the checks for it would cost one per entry).
+        // before they are looked at; the round below gives each even `k < GROUP` once.
+        // `index + GROUP <= end`: the additions cannot wrap (and the checks for it would cost one
+        // per entry).
         macro_rules! look_at {
             ($($k:literal)*) => {
                 const { assert!([$($k),*].len() * 2 == GROUP) };
