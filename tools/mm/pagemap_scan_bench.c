@@ -25,12 +25,12 @@
  * takes the mmap lock for writing, while WRITTEN + WP_MATCHING polls of clean
  * uffd-wp memory (nothing reported: one walk per call) scan 16 GiB with one
  * page per 2M, and 1 GiB of populated pages 16 times a round (a round scans
- * 16 GiB in both, so that the thread tries the lock as often in each). It
- * reports the median and the worst time of the thread's mmap()+munmap()
- * during the scans, and the scan's cost per page with the thread in the same
- * process (it waits for the scan's lock) and in another process (same CPU
- * load, no lock shared): their ratio is what giving the lock up costs the
- * scan.
+ * 16 GiB in both, so that the thread tries the lock about as often in
+ * each). It reports the median and the worst time of the thread's
+ * mmap()+munmap() during the scans, and the scan's cost per page with the
+ * thread in the same process (it waits for the scan's lock) and in another
+ * process (same CPU load, no lock shared): their ratio is what giving the
+ * lock up costs the scan.
  *
  * The wp-log scenario (-o wp-log, or all; with UFFD_FEATURE_WP_LOG) measures one
  * dirty-tracking round over 1 GiB of uffd-wp memory with 0, 64, 4096 and
@@ -580,9 +580,10 @@ static void run_lock_wait(const char *layout, size_t len, size_t stride, int rep
 			for (int r = 0; r < rounds; r++) {
 				uint64_t t = now_ns();
 
-				for (int i = 0; i < repeat; i++)
+				for (int i = 0; i < repeat; i++) {
 					if (scan_written_wp(&a))
 						die("lock-wait: a clean scan found written pages");
+				}
 				ns[r] = now_ns() - t;
 			}
 			__atomic_store_n(&m->run, 0, __ATOMIC_RELEASE);
@@ -603,8 +604,8 @@ static void run_lock_wait(const char *layout, size_t len, size_t stride, int rep
 		if (json) {
 			fprintf(json, "{\"scenario\":\"lock-wait\",\"layout\":\"%s\",\"mib\":%zu,",
 				layout, len >> 20);
-			fprintf(json, "\"impl\":\"%s\",\"rounds\":%d,\"unit\":\"%s\",",
-				impl_name[impl], rounds, kind);
+			fprintf(json, "\"impl\":\"%s\",\"rounds\":%d,\"repeat\":%d,\"unit\":\"%s\",",
+				impl_name[impl], rounds, repeat, kind);
 			fprintf(json, "\"scan_per_page\":{\"other\":%.3f,\"same\":%.3f},",
 				cost[0].median, cost[1].median);
 			fprintf(json, "\"wait\":{\"other\":{\"median\":%.0f,\"max\":%.0f},",
@@ -803,8 +804,9 @@ static void lock_wait(bool quick)
 		die("pthread_create");
 
 	printf("\nmmap_lock wait: mmap()+munmap() of one page every 50 us during\n");
-	printf("WRITTEN + WP_MATCHING polls of clean memory, %d rounds; scan: %s per page,\n",
-	       rounds, kind);
+	printf("WRITTEN + WP_MATCHING polls of clean memory, %d rounds (dense: 16 scans each);\n",
+	       rounds);
+	printf("scan: %s per page,\n", kind);
 	printf("in another process / the same one / ratio; wait: %s per mmap()+munmap(),\n",
 	       kind);
 	printf("median and worst, thread in another process / the same\n");

@@ -150,26 +150,28 @@ impl Pte {
                 return true;
             }
         }
-        a.0.pte == b.0.pte && a.is_uffd_wp_marker_value()
+        Self::both_uffd_wp_markers(a, b)
     }
 
-    /// Returns whether the entry is, bit for bit, the uffd-wp marker that protects a none entry
-    /// (`make_pte_marker(PTE_MARKER_UFFD_WP)`) where markers are supported: then it is
-    /// protected. With `CONFIG_RUST_INLINE_HELPERS` the marker is a constant and this is one
-    /// comparison; without, it is `false`, which says nothing (it would be two calls).
+    /// Returns `true` if both entries are, bit for bit, the uffd-wp marker that protects a none
+    /// entry (`make_pte_marker(PTE_MARKER_UFFD_WP)`) where markers are supported: then both are
+    /// protected. With `CONFIG_RUST_INLINE_HELPERS` (arm64 and x86-64, where `pte_t` is a
+    /// structure) the marker is a constant and this is two comparisons; without, it is `false`,
+    /// which says nothing (it would be two calls for each pair).
     #[inline]
-    fn is_uffd_wp_marker_value(self) -> bool {
+    fn both_uffd_wp_markers(a: Self, b: Self) -> bool {
         #[cfg(CONFIG_RUST_INLINE_HELPERS)]
         {
             // SAFETY: Pure functions, of the value and of the configuration.
             unsafe {
-                self.0.pte == bindings::make_pte_marker(bindings::PTE_MARKER_UFFD_WP).pte
+                a.0.pte == b.0.pte
+                    && a.0.pte == bindings::make_pte_marker(bindings::PTE_MARKER_UFFD_WP).pte
                     && bindings::uffd_supports_wp_marker()
             }
         }
         #[cfg(not(CONFIG_RUST_INLINE_HELPERS))]
         {
-            let _ = self;
+            let _ = (a, b);
             false
         }
     }

@@ -226,9 +226,10 @@ impl UffdWp<'_, PteTable<'_>> {
     /// yet and that `select` picks, as [`UffdWp::protect`] does, once `take` has agreed; stops
     /// with `Break` where `take` breaks, before that entry is protected.
     ///
-    /// `select` gets the value of each entry that is not protected (protecting one that is
-    /// changes nothing), `take` the address of each entry picked. This is the loop of a scan that
-    /// reports what it protects: one pass, each entry read once.
+    /// Entries that are protected already are left alone: they are neither given to `select`
+    /// nor passed to `take` (they need nothing, and the loop tells most of them at a glance).
+    /// `select` gets the value of each other entry, `take` the address of each entry picked.
+    /// This is the loop of a scan that reports what it protects: one pass, each entry read once.
     #[inline]
     pub fn protect_each(
         &mut self,
