@@ -604,8 +604,9 @@ static void run_lock_wait(const char *layout, size_t len, size_t stride, int rep
 		if (json) {
 			fprintf(json, "{\"scenario\":\"lock-wait\",\"layout\":\"%s\",\"mib\":%zu,",
 				layout, len >> 20);
-			fprintf(json, "\"impl\":\"%s\",\"rounds\":%d,\"repeat\":%d,\"unit\":\"%s\",",
-				impl_name[impl], rounds, repeat, kind);
+			fprintf(json, "\"impl\":\"%s\",\"rounds\":%d,\"repeat\":%d,",
+				impl_name[impl], rounds, repeat);
+			fprintf(json, "\"unit\":\"%s\",", kind);
 			fprintf(json, "\"scan_per_page\":{\"other\":%.3f,\"same\":%.3f},",
 				cost[0].median, cost[1].median);
 			fprintf(json, "\"wait\":{\"other\":{\"median\":%.0f,\"max\":%.0f},",
