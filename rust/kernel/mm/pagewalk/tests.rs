@@ -220,6 +220,24 @@ mod walk {
         Ok(())
     }
 
+    /// The bits that the tests of the one-test checks on x86-64 combine: the two tested
+    /// (`_PAGE_PRESENT`, `_PAGE_UFFD`) and bits next to them that must not count.
+    #[cfg(all(CONFIG_X86_64, CONFIG_HAVE_ARCH_USERFAULTFD_WP))]
+    const BITS: [u32; 10] = [0, 1, 2, 5, 6, 8, 9, 10, 11, 59];
+
+    /// An entry of page frame 0x1234 with the bits of `BITS` that `n` selects set.
+    #[cfg(all(CONFIG_X86_64, CONFIG_HAVE_ARCH_USERFAULTFD_WP))]
+    fn pte_with_bits(n: u32) -> Pte {
+        let raw = BITS
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| n & (1 << i) != 0)
+            .fold(0x1234 << 12, |raw: bindings::pteval_t, (_, bit)| {
+                raw | 1 << bit
+            });
+        Pte::from_raw(bindings::pte_t { pte: raw })
+    }
+
     /// [`Pte::is_uffd_present_first`] answers as [`Pte::is_uffd`] for every combination of the
     /// bits its one test on x86-64 looks at (`_PAGE_PRESENT`, `_PAGE_UFFD`) and of bits next to
     /// them that it must not (`_PAGE_PROTNONE`, the uffd bit of a swap entry, writable, accessed,
@@ -227,17 +245,9 @@ mod walk {
     #[cfg(all(CONFIG_X86_64, CONFIG_HAVE_ARCH_USERFAULTFD_WP))]
     #[test]
     fn tells_a_protected_entry_present_first_as_is_uffd() {
-        const BITS: [u32; 10] = [0, 1, 2, 5, 6, 8, 9, 10, 11, 59];
         let (mut present, mut not_present) = (0, 0);
         for n in 0..1u32 << BITS.len() {
-            let raw = BITS
-                .iter()
-                .enumerate()
-                .filter(|&(i, _)| n & (1 << i) != 0)
-                .fold(0x1234 << 12, |raw: bindings::pteval_t, (_, bit)| {
-                    raw | 1 << bit
-                });
-            let pte = Pte::from_raw(bindings::pte_t { pte: raw });
+            let pte = pte_with_bits(n);
             assert_eq!(pte.is_uffd_present_first(), pte.is_uffd());
             if pte.is_uffd() {
                 *if pte.is_present() {
@@ -261,17 +271,7 @@ mod walk {
     #[cfg(all(CONFIG_X86_64, CONFIG_HAVE_ARCH_USERFAULTFD_WP))]
     #[test]
     fn tells_two_protected_entries_with_one_test() {
-        const BITS: [u32; 10] = [0, 1, 2, 5, 6, 8, 9, 10, 11, 59];
-        let pte = |n: u32| {
-            let raw = BITS
-                .iter()
-                .enumerate()
-                .filter(|&(i, _)| n & (1 << i) != 0)
-                .fold(0x1234 << 12, |raw: bindings::pteval_t, (_, bit)| {
-                    raw | 1 << bit
-                });
-            Pte::from_raw(bindings::pte_t { pte: raw })
-        };
+        let pte = pte_with_bits;
         let protected_present = |pte: Pte| pte.is_present() && pte.is_uffd();
         let mut both = 0;
         for n in 0..1u32 << BITS.len() {
